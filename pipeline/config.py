@@ -1,0 +1,212 @@
+"""The run configuration: one pydantic model per section, unknown keys forbidden.
+
+The section and key names are a contract (see DESIGN.md): users' YAML files, `--set` overrides
+and the docs rely on them. A stage receives its own section, never the raw dict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CONFIGS_DIR = PACKAGE_ROOT / "configs"
+
+
+class ConfigError(Exception):
+    """A problem the user can fix in the config; the CLI prints it and exits with code 2."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(Section):
+    paths: list[str] = Field(default_factory=list)
+    format: Literal["auto", "jsonl", "parquet"] = "auto"
+    text_field: str = "text"
+    id_field: str | None = "id"
+    # Target size of one task's input; inputs are cut into shards of about this size so that
+    # parallelism does not depend on how the corpus is split into files (datatrove issue #74).
+    shard_mb: float = Field(default=32.0, gt=0)
+
+
+class OutputConfig(Section):
+    dir: str = "runs/demo"
+
+
+class EngineConfig(Section):
+    kind: Literal["ray", "local"] = "ray"
+    address: str | None = None
+    workers: int | None = Field(default=None, ge=1)
+
+
+class LangIdConfig(Section):
+    enabled: bool = True
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    min_score: float = Field(default=0.65, ge=0.0, le=1.0)
+
+
+class FilterSpec(Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TeacherConfig(Section):
+    backend: Literal["labels", "vllm", "endpoint", "transformers"] = "labels"
+    model: str | None = None
+    url: str | None = None
+    labels_path: str | None = None
+    mode: Literal["logprobs", "generate"] = "logprobs"
+    sample_size: int = Field(default=2000, ge=1)
+
+
+class StudentsConfig(Section):
+    enabled: bool = True
+
+
+class QualityConfig(Section):
+    min_quality: float | None = None
+
+
+class DedupConfig(Section):
+    enabled: bool = True
+    ngram: int = Field(default=5, ge=1)
+    bands: int = Field(default=14, ge=1)
+    rows: int = Field(default=8, ge=1)
+    seed: int = 1
+    # Optional target Jaccard threshold; when set, bands x rows are derived from it.
+    threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # Drop LSH candidates whose estimated Jaccard (signature agreement) is below the threshold.
+    verify: bool = True
+
+
+class DecontamConfig(Section):
+    enabled: bool = True
+    benchmarks: str = "configs/benchmarks/demo.yaml"
+    mode: Literal["window", "document"] = "window"
+    window_factor: float = Field(default=2.0, ge=1.0)
+    min_tokens: int = Field(default=13, ge=1)
+    ratio: float = Field(default=0.6, gt=0.0, le=1.0)
+    tokenizer: str = "words"
+    action: Literal["drop", "annotate"] = "drop"
+
+
+class MixtureConfig(Section):
+    mode: Literal["multipliers", "shares"] = "multipliers"
+    multipliers: dict[str, float] = Field(default_factory=dict)
+    shares: dict[str, float] = Field(default_factory=dict)
+    default_multiplier: float = Field(default=1.0, ge=0.0)
+    token_budget: int | None = Field(default=None, gt=0)
+    max_repeats: float = Field(default=4.0, ge=1.0)
+    selection: Literal["uniform", "quality"] = "uniform"
+    seed: int = 0
+    strict: bool = False
+    shard_docs: int = Field(default=50_000, ge=1)
+
+
+class Config(Section):
+    input: InputConfig = Field(default_factory=InputConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    filters: list[str | FilterSpec] = Field(
+        default_factory=lambda: ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality"]
+    )
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    students: StudentsConfig = Field(default_factory=StudentsConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
+
+    @field_validator("filters")
+    @classmethod
+    def _known_filters(cls, filters: list[str | FilterSpec]) -> list[str | FilterSpec]:
+        from stages.heuristics import FILTER_PRESETS
+
+        for spec in filters:
+            name = spec if isinstance(spec, str) else spec.name
+            if name not in FILTER_PRESETS:
+                raise ValueError(f"unknown filter preset {name!r}; known: {', '.join(FILTER_PRESETS)}")
+        return filters
+
+    @model_validator(mode="after")
+    def _input_given(self) -> Config:
+        if not self.input.paths:
+            raise ValueError("input.paths is empty: give at least one file or glob (or --input PATH)")
+        return self
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        found = item.get("input")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (found {found!r}); check the spelling against DESIGN.md")
+        elif item["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            lines.append(f"  {key}: {item['msg']} (found {found!r})")
+    return "\n".join(lines)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=c` -> ("a.b", c), with c parsed as YAML so numbers, booleans and lists work."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set dedup.bands=20")
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] = (),
+    inputs: list[str] | None = None,
+    output: str | None = None,
+) -> Config:
+    """Load YAML, apply `--set` overrides and CLI shortcuts, validate. Raises ConfigError."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        try:
+            tree = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config {path}: expected a mapping of sections, found {type(tree).__name__}")
+    for item in overrides:
+        _set_dotted(tree, *parse_override(item))
+    if inputs:
+        _set_dotted(tree, "input.paths", list(inputs))
+    if output:
+        _set_dotted(tree, "output.dir", output)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+

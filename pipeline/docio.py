@@ -1,0 +1,152 @@
+"""Parquet I/O for documents between phases, rejected documents and quarantined records.
+
+Every file is written to a temporary name and renamed on close, so a killed task never leaves a
+half-written file that a later phase could mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import Document
+
+DOC_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])
+REJECT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("details", pa.string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [("file", pa.string()), ("line", pa.int64()), ("error", pa.string()), ("raw", pa.string())]
+)
+QUARANTINE_RAW_CHARS = 2000
+# Rows buffered before a row group is flushed: bounds memory on 20 MB documents too.
+_FLUSH_ROWS = 2048
+_FLUSH_BYTES = 64 << 20
+
+
+class AtomicParquetWriter:
+    """Streams rows into `path` through a temporary file; the file appears only on `close()`.
+
+    A writer that received no rows still writes an empty file with the schema, so a completed task
+    always leaves its outputs and readers never have to guess whether a task ran.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        self.path = Path(path)
+        self.schema = schema
+        self.rows = 0
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._buffer: list[dict[str, Any]] = []
+        self._buffered_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        self._buffered_bytes += sum(len(v) for v in row.values() if isinstance(v, str))
+        self.rows += 1
+        if len(self._buffer) >= _FLUSH_ROWS or self._buffered_bytes >= _FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+        self._buffer, self._buffered_bytes = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        assert self._writer is not None
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        if self._writer is not None:
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def document_row(doc: Document) -> dict[str, Any]:
+    return {"id": doc.id, "text": doc.text, "metadata": json.dumps(doc.metadata, sort_keys=True)}
+
+
+def write_documents(path: str | os.PathLike, docs: Iterable[Document]) -> int:
+    with AtomicParquetWriter(path, DOC_SCHEMA) as writer:
+        for doc in docs:
+            writer.write(document_row(doc))
+    return writer.rows
+
+
+def read_documents(path: str | os.PathLike, batch_size: int = 1024) -> Iterator[Document]:
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=["id", "text", "metadata"]):
+        for row in batch.to_pylist():
+            yield Document(text=row["text"], id=row["id"], metadata=json.loads(row["metadata"]))
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def task_file(folder: str | os.PathLike, rank: int) -> Path:
+    """The one output file of task `rank` in `folder`: names are stable so a rerun overwrites."""
+    return Path(folder) / f"{rank:05d}.parquet"
+
+
+class RejectWriter:
+    """Exclusion writer for datatrove filters: one Parquet file per (stage, task) in rejected/<stage>/.
+
+    Used as `BaseFilter(exclusion_writer=RejectWriter(...))`: datatrove puts the drop reason in
+    `metadata["filter_reason"]`; a deciding step may add a dict in `metadata["reject_details"]`.
+    """
+
+    def __init__(self, rejected_dir: str | os.PathLike, stage: str):
+        self.folder = Path(rejected_dir) / stage
+        self.stage = stage
+        self._writer: AtomicParquetWriter | None = None
+        self._rank = 0
+
+    def __enter__(self) -> RejectWriter:
+        return self
+
+    def write(self, doc: Document, rank: int = 0) -> None:
+        if self._writer is None:
+            self._rank = rank
+            self._writer = AtomicParquetWriter(task_file(self.folder, rank), REJECT_SCHEMA)
+        details = doc.metadata.get("reject_details", {})
+        self._writer.write(
+            {
+                "id": doc.id,
+                "text": doc.text,
+                "stage": self.stage,
+                "reason": doc.metadata.get("filter_reason") or self.stage,
+                "details": json.dumps(details, sort_keys=True),
+            }
+        )
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._writer is not None:
+            self._writer.__exit__(exc_type, exc, tb)
+            self._writer = None

@@ -1,0 +1,55 @@
+"""`mixwright report RUN`: the run's reports as terminal tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.rundir import RunDir
+
+
+def funnel_table(funnel: dict) -> Table:
+    table = Table(title="Funnel: where every input document went", title_justify="left")
+    for column in ("stage", "in", "kept", "rejected", "quarantined", "top reasons"):
+        table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
+    for stage in funnel["stages"]:
+        reasons = sorted(stage["reasons"].items(), key=lambda item: -item[1])[:3]
+        table.add_row(
+            stage["name"],
+            f"{stage['in']:,}",
+            f"{stage['kept']:,}",
+            f"{stage['rejected']:,}",
+            f"{stage['quarantined']:,}",
+            ", ".join(f"{reason} {n:,}" for reason, n in reasons),
+        )
+    return table
+
+
+def conservation_line(funnel: dict) -> str:
+    c = funnel["conservation"]
+    verdict = "[green]holds[/green]" if c["holds"] else "[bold red]DOES NOT HOLD[/bold red]"
+    return (
+        f"conservation: input {c['input']:,} = kept {c['kept']:,} + rejected {c['rejected']:,} "
+        f"+ quarantined {c['quarantined']:,}: {verdict}"
+    )
+
+
+def print_report(run_dir: Path, console: Console) -> int:
+    """Print every report the run has; returns the exit code (2 when the folder is not a run)."""
+    run = RunDir(run_dir)
+    funnel_path = run.reports / "funnel.json"
+    if not funnel_path.is_file():
+        console.print(f"error: {run_dir} has no reports/funnel.json: not a finished mixwright run")
+        return 2
+    funnel = json.loads(funnel_path.read_text())
+    console.print(funnel_table(funnel))
+    console.print(conservation_line(funnel))
+    for name in ("domain_mix.html", "contamination.html"):
+        if (run.reports / name).is_file():
+            console.print(f"report: {run.reports / name}")
+    if run.mixture.is_dir():
+        console.print(f"mixture: {run.mixture}")
+    return 0
