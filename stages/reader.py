@@ -78,14 +78,16 @@ def plan_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
     """Cut the input into shards of about `shard_mb`, and at least `min_shards` in total when the
     input allows, so every worker has work whatever the file layout."""
     files = expand_inputs(config.paths)
-    sizes = {f: os.path.getsize(f) for f in files}
+    kinds = {f: file_kind(f, config.format) for f in files}
+    # Estimated text bytes: what the work of a shard scales with.
+    sizes = {f: os.path.getsize(f) * (_GZ_RATIO if kinds[f] == "jsonl.gz" else 1) for f in files}
     total = sum(sizes.values()) or 1
     target = max(config.shard_mb * (1 << 20), 1.0)
     target = min(target, total / min_shards) if min_shards > 1 else target
     shards: list[Shard] = []
     for path in files:
-        kind = file_kind(path, config.format)
-        parts = max(1, math.ceil(sizes[path] * (_GZ_RATIO if kind == "jsonl.gz" else 1) / target))
+        kind = kinds[path]
+        parts = max(1, math.ceil(sizes[path] / target))
         if kind == "jsonl":
             shards.extend(_plan_jsonl(path, sizes[path], parts))
         elif kind == "jsonl.gz":

@@ -1,0 +1,126 @@
+"""Reading: every malformed record is quarantined with file, line and error; shards cover the input
+exactly once whatever the file layout."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import InputConfig
+from pipeline.docio import read_documents
+from stages.reader import ShardReader, plan_shards
+
+GOOD = "A perfectly ordinary document about the weather and the sea."
+
+
+def _read_all(config: InputConfig, tmp_path: Path, min_shards: int = 1):
+    shards = plan_shards(config, min_shards=min_shards)
+    reader = ShardReader(shards, config, str(tmp_path / "quarantine"), str(tmp_path / "counts"))
+    docs = [doc for rank in range(len(shards)) for doc in reader.run(None, rank, len(shards))]
+    quarantine_files = sorted((tmp_path / "quarantine").glob("*.parquet"))
+    quarantined = pa.concat_tables([pq.read_table(p) for p in quarantine_files]).to_pylist() if quarantine_files else []
+    counts = [json.loads(p.read_text()) for p in sorted((tmp_path / "counts").glob("*.json"))]
+    return shards, docs, quarantined, counts
+
+
+def test_every_malformed_kind_is_quarantined(tmp_path):
+    jsonl = tmp_path / "mixed.jsonl"
+    lines = [
+        json.dumps({"id": "ok1", "text": GOOD}).encode(),
+        b'{"id": "broken", "text": ',  # bad JSON
+        b'{"id": "latin1", "text": "caf\xe9"}',  # invalid UTF-8
+        json.dumps({"id": "missing"}).encode(),
+        json.dumps({"id": "null", "text": None}).encode(),
+        json.dumps({"id": "number", "text": 42}).encode(),
+        json.dumps({"id": "empty", "text": "   "}).encode(),
+        json.dumps(["not", "an", "object"]).encode(),
+        b"",  # blank line: not a record
+        json.dumps({"text": GOOD + " No id here."}).encode(),
+    ]
+    jsonl.write_bytes(b"\n".join(lines) + b"\n")
+    gz = tmp_path / "truncated.jsonl.gz"
+    payload = gzip.compress(b"".join(json.dumps({"id": f"g{i}", "text": GOOD}).encode() + b"\n" for i in range(500)))
+    gz.write_bytes(payload[: len(payload) // 2])
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"id": ["p0", "p1", "p2"], "text": [GOOD, None, GOOD]}), parquet)
+    (tmp_path / "not-parquet.parquet").write_bytes(b"PAR1 this is not parquet")
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+
+    config = InputConfig(paths=[str(tmp_path / "*.jsonl*"), str(tmp_path / "*.parquet")])
+    _, docs, quarantined, counts = _read_all(config, tmp_path / "out")
+
+    errors = {(Path(q["file"]).name, q["line"]): q["error"] for q in quarantined}
+    assert errors[("mixed.jsonl", 2)].startswith("bad JSON")
+    assert errors[("mixed.jsonl", 3)].startswith("invalid UTF-8")
+    assert errors[("mixed.jsonl", 4)] == "missing text field 'text'"
+    assert errors[("mixed.jsonl", 5)] == "text field 'text' is null"
+    assert errors[("mixed.jsonl", 6)] == "text field 'text' is a int, expected a string"
+    assert errors[("mixed.jsonl", 7)] == "empty text"
+    assert "expected an object" in errors[("mixed.jsonl", 8)]
+    assert errors[("rows.parquet", 1)] == "text field 'text' is null"
+    assert any(name == "truncated.jsonl.gz" and "truncated" in e for (name, _), e in errors.items())
+    assert any(name == "not-parquet.parquet" and "unreadable Parquet" in e for (name, _), e in errors.items())
+    assert "caf\\xe9" in next(q["raw"] for q in quarantined if q["line"] == 3 and q["file"].endswith("mixed.jsonl"))
+
+    ids = [d.id for d in docs]
+    assert "ok1" in ids and "p0" in ids and "p2" in ids
+    assert "mixed.jsonl:10" in ids, "a record without id gets a stable id from its file and line"
+    assert sum(i.startswith("g") for i in ids) > 0, "records before the truncation point are kept"
+    total = sum(c["records"] for c in counts)
+    assert total == len(docs) + len(quarantined)
+    assert sum(c["quarantined"] for c in counts) == len(quarantined)
+    assert len({d.metadata["uid"] for d in docs}) == len(docs)
+
+
+@pytest.mark.parametrize("min_shards", [1, 2, 7])
+def test_one_large_jsonl_is_cut_into_even_shards(tmp_path, min_shards):
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as f:
+        for i in range(2000):
+            f.write(json.dumps({"id": f"d{i}", "text": f"{GOOD} " * (1 + i % 7)}) + "\n")
+    config = InputConfig(paths=[str(path)], shard_mb=1.0)
+    shards, docs, quarantined, _ = _read_all(config, tmp_path / "out", min_shards=min_shards)
+    assert len(shards) >= min_shards
+    assert not quarantined
+    assert sorted(d.id for d in docs) == sorted(f"d{i}" for i in range(2000)), "each line read exactly once"
+    lines = {d.id: int(d.metadata["source"].rsplit(":", 1)[1]) for d in docs}
+    assert all(lines[f"d{i}"] == i + 1 for i in range(2000)), "line numbers survive the cut"
+
+
+def test_gzip_is_striped_over_tasks(tmp_path):
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        for i in range(5000):
+            f.write(json.dumps({"id": f"d{i}", "text": GOOD}) + "\n")
+    config = InputConfig(paths=[str(path)])
+    shards, docs, _, _ = _read_all(config, tmp_path / "out", min_shards=3)
+    assert len(shards) == 3
+    assert sorted(d.id for d in docs) == sorted(f"d{i}" for i in range(5000))
+
+
+def test_parquet_row_groups_are_shards_and_fields_configurable(tmp_path):
+    path = tmp_path / "rows.parquet"
+    table = pa.table({"doc_id": [f"r{i}" for i in range(100)], "body": [f"{GOOD} {i}" for i in range(100)]})
+    pq.write_table(table, path, row_group_size=10)
+    config = InputConfig(paths=[str(path)], text_field="body", id_field="doc_id")
+    shards, docs, _, _ = _read_all(config, tmp_path / "out", min_shards=4)
+    assert len(shards) >= 4
+    assert sorted(d.id for d in docs) == sorted(f"r{i}" for i in range(100))
+    assert {d.metadata["source"].rsplit(":", 1)[1] for d in docs} == {str(i) for i in range(100)}
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    from datatrove.data import Document
+
+    from pipeline.docio import write_documents
+
+    docs = [Document(text=f"t{i}", id=f"i{i}", metadata={"n": i, "nested": {"a": [1, 2]}}) for i in range(5)]
+    write_documents(tmp_path / "x.parquet", docs)
+    back = list(read_documents(tmp_path / "x.parquet"))
+    assert [(d.id, d.text, d.metadata) for d in back] == [(d.id, d.text, d.metadata) for d in docs]
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary file is left behind"
