@@ -91,7 +91,11 @@ class TransformersBackend:
         return outcomes  # type: ignore[return-value]
 
     def _logprobs(self, inputs: Any, requests: Sequence[Request]) -> list[Outcome]:
-        logprobs = self._lm(**inputs).logits[:, -1, :].float().log_softmax(-1).cpu()
+        # Left padding shifts positions unless they are given: GPT-2-style models would otherwise
+        # score a padded row differently from the same prompt alone (caught by the tests).
+        positions = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        logits = self._lm(**inputs, position_ids=positions).logits
+        logprobs = logits[:, -1, :].float().log_softmax(-1).cpu()
         results: list[Outcome] = []
         for row, request in zip(logprobs, requests):
             labels = request.question.labels

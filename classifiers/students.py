@@ -164,6 +164,15 @@ def _train_one(name: str, lines: list[str], targets: list[str], folder: Path, pa
     train_file.write_text("".join(f"{_PREFIX}{y} {x}\n" for x, y in zip(lines, targets)))
     try:
         model = fasttext.train_supervised(input=str(train_file), verbose=0, **params)
+    except RuntimeError as exc:
+        if "NaN" not in str(exc):
+            raise
+        # fastText 0.9.2 diverges on some (lr, bucket) pairs, not always reproducibly (measured:
+        # bucket 20000 fails, 200000 does not, on the same data)
+        raise ValueError(
+            f"fastText diverged training the {name} student ({exc}): lower fasttext.lr or raise "
+            "fasttext.bucket in the student hyperparameters (configs/students.yaml)"
+        ) from None
     finally:
         train_file.unlink()
     tmp = folder / f".{name}.bin.tmp"
