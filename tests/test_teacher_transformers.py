@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from datatrove.data import Document
 
-from classifiers.taxonomy import SCORE_LABELS, load_rubric, load_taxonomy
+from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import annotate
 from pipeline.config import TeacherConfig
 
-torch = pytest.importorskip("torch", reason="the transformers backend needs torch (dev extra)")
-transformers = pytest.importorskip("transformers", reason="the transformers backend needs transformers (dev extra)")
+pytest.importorskip("torch", reason="the transformers backend needs torch (dev extra)")
+pytest.importorskip("transformers", reason="the transformers backend needs transformers (dev extra)")
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()
 WORDS = "the a of and to is in document domain score text cat stars market code answer".split()
@@ -21,23 +21,9 @@ WORDS = "the a of and to is in document domain score text cat stars market code 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from classifiers.tiny_lm import build_tiny_lm
 
-    folder = tmp_path_factory.mktemp("tiny_lm")
-    vocab = ["[UNK]", "[PAD]", "[EOS]", *TAXONOMY.letters, *SCORE_LABELS, *WORDS, ":", ".", "-"]
-    core = Tokenizer(models.WordLevel({t: i for i, t in enumerate(dict.fromkeys(vocab))}, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]"
-    )
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=len(tokenizer), n_positions=2048, n_embd=32, n_layer=2, n_head=2,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), WORDS)
 
 
 def sample(*texts: str) -> list[Document]:
