@@ -19,7 +19,7 @@ import numpy as np
 import xxhash
 import yaml
 
-from classifiers.taxonomy import SCORE_LABELS, Rubric, load_rubric
+from classifiers.taxonomy import Rubric, load_rubric
 from pipeline.config import CONFIGS_DIR, ConfigError
 from pipeline.docio import read_documents, write_json_atomic
 
