@@ -24,8 +24,10 @@ def sampling_kwargs(
     """Keyword arguments of `vllm.SamplingParams`; `structured_outputs` as a plain dict here."""
     if mode == "generate":
         return {"max_tokens": generate_max_tokens, "temperature": 0.0}
-    # Prefill-only: one token, constrained to the labels. vLLM's logprobs are those of the model
-    # before the constraint's mask, so the top-k spread over the labels is the model's own belief.
+    # Prefill-only: one token, constrained to the labels. Whether the top-k logprobs are taken before
+    # or after the constraint's mask (vLLM's `logprobs_mode`), renormalising them over the labels
+    # (teacher.distribution_from_logprobs) gives the same distribution: the mask only removes
+    # non-label tokens. The constraint guarantees the sampled token itself is a label.
     return {
         "max_tokens": 1,
         "temperature": 0.0,
