@@ -128,3 +128,18 @@ def test_train_from_paths(trained, tmp_path):
 def test_missing_models_is_an_actionable_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train the students"):
         Students(tmp_path)
+
+
+def test_scorer_pickles_light_and_loads_once_per_worker(trained, tmp_path):
+    import pickle
+
+    folder, _, texts, _ = trained
+    labels_file = save_annotations(Annotations(labels={}), tmp_path)
+    step = StudentScorer(folder, labels_file)
+    assert len(pickle.dumps(step)) < 10_000  # models load in the worker, not in the pickle
+    clone = pickle.loads(pickle.dumps(step))
+    docs = [Document(text=t, id=str(u), metadata={"uid": u}) for u, t in list(texts.items())[:5]]
+    assert all(d.metadata["label_source"] == "student" for d in clone.run(iter(docs)))
+    students = clone._students
+    list(clone.run(iter(docs)))
+    assert clone._students is students

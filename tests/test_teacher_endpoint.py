@@ -164,3 +164,14 @@ def test_backend_ask_keeps_request_order(server):
     outcomes = EndpointBackend(server, "m", concurrency=8).ask(requests, "logprobs")
     for request, outcome in zip(requests, outcomes):
         assert set(outcome) <= set(request.question.labels)
+
+
+def test_parse_reply_generate_and_malformed():
+    from classifiers.backend_endpoint import parse_reply
+
+    chat = {"choices": [{"message": {"content": "Mostly physics.\nAnswer: E"}}]}
+    assert parse_reply(chat, TAXONOMY.letters, "generate") == {"E": 1.0}
+    completion = {"choices": [{"text": "Answer: 3"}]}
+    assert parse_reply(completion, ("0", "1", "2", "3", "4", "5"), "generate", api="completions") == {"3": 1.0}
+    for broken in ({}, {"choices": []}, {"choices": [{"logprobs": None}]}, [], "text"):
+        assert parse_reply(broken, TAXONOMY.letters, "logprobs") is None
