@@ -1,0 +1,91 @@
+"""Domain-mix report: JSON, one self-contained well-formed HTML that escapes every payload, rich tables."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+from mixture_helpers import make_docs, run_mixture
+from rich.console import Console
+
+from pipeline.config import MixtureConfig
+from pipeline.domain_mix import domain_mix_tables, write_domain_mix
+
+PAYLOAD = "<script>alert(1)</script>"
+VOID_TAGS = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
+
+
+class TagBalance(HTMLParser):
+    """Fails on any end tag that does not close the innermost open element."""
+
+    def __init__(self):
+        super().__init__()
+        self.open: list[str] = []
+        self.scripts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.scripts.append(dict(attrs).get("src") or "")
+        if tag not in VOID_TAGS:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1] if self.open else None}>"
+        self.open.pop()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    docs = make_docs(800, seed=2, weights={"science": 2, PAYLOAD: 1, "[red]code": 1})
+    run_mixture(docs, MixtureConfig(multipliers={PAYLOAD: 0.5}, selection="quality"), run, tasks=2)
+    funnel = {
+        "stages": [
+            {"name": "read", "in": 820, "kept": 810, "rejected": 0, "quarantined": 10, "reasons": {}},
+            {"name": PAYLOAD, "in": 810, "kept": 800, "rejected": 10, "quarantined": 0, "reasons": {PAYLOAD: 10}},
+        ],
+        "conservation": {"input": 820, "kept": 800, "rejected": 10, "quarantined": 10, "holds": True},
+    }
+    (run / "reports").mkdir()
+    (run / "reports" / "funnel.json").write_text(json.dumps(funnel))
+    write_domain_mix(run)
+    return run
+
+
+def test_json_report_has_before_target_after_and_the_funnel(run_dir):
+    mix = json.loads((run_dir / "reports" / "domain_mix.json").read_text())
+    rows = {row["domain"]: row for row in mix["domains"]}
+    assert set(rows) == {"science", PAYLOAD, "[red]code"}
+    assert rows[PAYLOAD]["rate"] == 0.5 and rows[PAYLOAD]["quality_cutoff"] is not None
+    assert sum(row["share_after"] for row in rows.values()) == pytest.approx(1.0)
+    assert sum(rows["science"]["quality_hist_after"]["counts"]) == rows["science"]["docs_after"]
+    assert mix["funnel"]["stages"][1]["reasons"] == {PAYLOAD: 10}
+
+
+def test_html_is_self_contained_well_formed_and_escapes_payloads(run_dir):
+    page = (run_dir / "reports" / "domain_mix.html").read_text()
+    parser = TagBalance()
+    parser.feed(page)
+    parser.close()
+    assert parser.open == []
+    # Only our charts' scripts, none loaded from elsewhere; the payload never becomes a tag.
+    assert parser.scripts and not any(parser.scripts)
+    assert page.count("<script") == page.count("</script>") == len(parser.scripts)
+    assert "alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "cdn." not in page.split("<script", 1)[0]
+    assert len(page) > 1_000_000  # plotly.js is inlined, so the page works offline
+
+
+def test_terminal_tables_print_domain_names_literally(run_dir):
+    console = Console(record=True, width=250)
+    for table in domain_mix_tables(run_dir):
+        console.print(table)
+    text = console.export_text()
+    assert "[red]code" in text and PAYLOAD in text
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json is missing"):
+        write_domain_mix(tmp_path)
