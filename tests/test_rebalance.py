@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import table_rows
 from mixture_helpers import make_docs, run_mixture
 
@@ -158,3 +160,11 @@ def test_quality_downsampling_keeps_the_best_documents_exactly(docs, tmp_path):
     assert min(kept_q) == cutoff.quality and all(q > cutoff.quality for q in kept_q if q not in dropped_q)
     kept_tokens = sum(d.metadata["token_count"] for d in ecommerce if d.id in kept)
     assert abs(kept_tokens - plan.domains["ecommerce"].target_tokens) <= 160  # within one document
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/mixtures/*.yaml")), ids=lambda p: p.name)
+def test_example_mixtures_are_valid_and_name_taxonomy_domains(path):
+    taxonomy = {d["id"] for d in yaml.safe_load((path.parents[1] / "taxonomy" / "domains.yaml").read_text())["domains"]}
+    config = MixtureConfig(**yaml.safe_load(path.read_text())["mixture"])
+    assert set(config.multipliers) | set(config.shares) <= taxonomy
+    assert sampling_rates({d: 1000 for d in taxonomy}, config).rates
