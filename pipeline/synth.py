@@ -915,7 +915,6 @@ class _Writer:
                 fmt, slots = _compile(t)
                 self.templates.append((fmt, np.array([vocab.slot_index[s] for s in slots], dtype=np.int64)))
                 self.group.append(name)
-        self.group_arr = np.array(self.group)
 
     def fill(self, rng: np.random.Generator, text: str, mix: Mix = NO_MIX) -> str:
         fmt, slots = _compile(text)
