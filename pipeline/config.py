@@ -62,10 +62,38 @@ class TeacherConfig(Section):
     labels_path: str | None = None
     mode: Literal["logprobs", "generate"] = "logprobs"
     sample_size: int = Field(default=2000, ge=1)
+    seed: int = 0
+    # Documents are cut to this many characters before prompting (the prompt cost bound).
+    max_chars: int = Field(default=4000, ge=1)
+    top_logprobs: int = Field(default=20, ge=1)
+    generate_max_tokens: int = Field(default=256, ge=1)
+    # endpoint backend
+    api: Literal["chat", "completions"] = "chat"
+    concurrency: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0)
+    # vllm backend
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1)
+    max_model_len: int = Field(default=8192, ge=1)
+    # transformers backend
+    device: str = "auto"
+    batch_size: int = Field(default=8, ge=1)
+
+    def backend_options(self) -> dict[str, Any]:
+        """The keyword options of the chosen backend's constructor."""
+        keys = {
+            "endpoint": ("api", "concurrency", "timeout_s", "retries", "backoff_s", "top_logprobs", "generate_max_tokens"),
+            "vllm": ("tensor_parallel_size", "replicas", "max_model_len", "top_logprobs", "generate_max_tokens", "seed"),
+            "transformers": ("device", "batch_size", "generate_max_tokens"),
+        }.get(self.backend, ())
+        return {key: getattr(self, key) for key in keys}
 
 
 class StudentsConfig(Section):
     enabled: bool = True
+    hyperparams: str = "configs/students.yaml"
 
 
 class QualityConfig(Section):
@@ -106,6 +134,8 @@ class MixtureConfig(Section):
     seed: int = 0
     strict: bool = False
     shard_docs: int = Field(default=50_000, ge=1)
+    # Token counts for shares and budgets: null = `\w+` word count, or a local tokenizer.json.
+    tokenizer: str | None = None
 
 
 class Config(Section):
@@ -205,6 +235,16 @@ def load_config(
         return Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path from a config: as given when it exists (relative to the working directory), else
+    relative to the package root, so `configs/...` works from any folder."""
+    given = Path(path)
+    if given.exists() or given.is_absolute():
+        return given
+    packaged = PACKAGE_ROOT / given
+    return packaged if packaged.exists() else given
 
 
 def dump_config(config: Config) -> str:

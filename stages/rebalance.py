@@ -14,6 +14,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.config import ConfigError, MixtureConfig
-from pipeline.docio import write_json_atomic
+from pipeline.docio import RejectWriter, write_json_atomic
 from stages.tokens import MISSING_QUALITY, doc_domain, doc_quality
 
 _HASH_RANGE = 2**64
@@ -302,16 +303,17 @@ def repeat_id(doc_id: str, repeat: int) -> str:
 class MixtureSampler(PipelineStep):
     """P7: emits each document 0..k+1 times per the plan, each copy with its `repeat` index.
 
-    Documents sampled away are a mixing decision, not a quality drop: they are counted (here and in
-    the manifest), not written to rejected/.
+    A document sampled away goes to the exclusion writer (RUN/rejected/rebalance/, reason
+    "downsampled") so that every input document still ends in exactly one place.
     """
 
     name = "🎚 Mixture sampler"
     type = "🔻 - FILTER"
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, exclusion_writer: RejectWriter | None = None):
         super().__init__()
         self.plan = plan
+        self.exclusion_writer = exclusion_writer
 
     def _copies(self, doc: Document) -> int:
         domain = doc_domain(doc.metadata)
@@ -321,16 +323,22 @@ class MixtureSampler(PipelineStep):
         return copy_count(plan.rate, plan.cutoff, self.plan.seed, doc.id, doc_quality(doc.metadata))
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        for doc in data:
-            with self.track_time():
-                copies = self._copies(doc)
-            if copies == 0:
-                self.stat_update("dropped_downsampled")
-                continue
-            self.stat_update("upsampled_copies", value=copies - 1)
-            for repeat in range(copies):
-                yield Document(
-                    text=doc.text,
-                    id=repeat_id(doc.id, repeat),
-                    metadata={**doc.metadata, "repeat": repeat},
-                )
+        with self.exclusion_writer or nullcontext() as writer:
+            for doc in data:
+                with self.track_time():
+                    copies = self._copies(doc)
+                if copies == 0:
+                    self.stat_update("dropped_downsampled")
+                    if writer is not None:
+                        domain = doc_domain(doc.metadata)
+                        doc.metadata["filter_reason"] = "downsampled"
+                        doc.metadata["reject_details"] = {"domain": domain, "rate": self.plan.domains[domain].rate}
+                        writer.write(doc, rank)
+                    continue
+                self.stat_update("upsampled_copies", value=copies - 1)
+                for repeat in range(copies):
+                    yield Document(
+                        text=doc.text,
+                        id=repeat_id(doc.id, repeat),
+                        metadata={**doc.metadata, "repeat": repeat},
+                    )
