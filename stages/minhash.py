@@ -1,0 +1,285 @@
+"""MinHash signatures of documents (phase P1): normalized word n-gram shingles, exact MinHash values.
+
+Shingles. Text is lowercased, punctuation is stripped and whitespace collapsed; a shingle is a run
+of `ngram` consecutive words. A document with fewer words than `ngram` (but at least one) has one
+shingle, its whole normalized text, so short near-copies still match each other. A document with
+no word left after normalization (empty, whitespace or punctuation only) has no signature and never
+joins a cluster.
+
+Shingle hash. Each word's UTF-8 bytes are hashed once with xxh3-64; the 32-bit hash of a shingle is
+the top half of the polynomial sum_k h(word_k) * P^(len-1-k) mod 2^64. It is a hash of the shingle
+bytes (`shingle_hash` computes it from them), but one Python call per word instead of one join,
+encode and hash per shingle makes shingling about 3x faster, which bounds the whole step.
+
+MinHash. The scheme is datasketch's default since 2.0 ("affine32"): the 32-bit shingle hash is
+pre-mixed by the MurmurHash3 finalizer and permuted by h -> a*h + b mod 2^32 with odd `a`, drawn
+from `np.random.RandomState(seed)` exactly as datasketch draws them, so `datasketch.MinHash(
+num_perm, seed, hashfunc=shingle_hash)` gives the same values (tests/test_dedup.py). The products
+are computed in uint32, whose wraparound *is* the modulus 2^32: unlike the legacy scheme
+(a*h + b) % (2^61 - 1), no product is truncated before its intended modulo, which is the uint64
+overflow of datatrove issue #198. Odd `a` makes each permutation a bijection, so it adds no hash
+collisions (datasketch issue #212).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from pipeline.config import DedupConfig
+from pipeline.docio import task_file
+
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+# Odd 64-bit multiplier of the shingle polynomial (the golden-ratio constant, as in splitmix64).
+_SHINGLE_BASE = np.uint64(0x9E3779B97F4A7C15)
+# MurmurHash3 fmix32 constants, the pre-mix of datasketch's affine32 scheme.
+_FMIX_M1 = np.uint32(0x85EBCA6B)
+_FMIX_M2 = np.uint32(0xC2B2AE35)
+# Shingles per block of the (permutations x shingles) matrix: 112 x 8192 x 4 B = 3.7 MB stays in
+# cache. Measured on the real corpus: 2048 is 30% slower (per-block overhead), 32768 60% slower.
+_BLOCK_SHINGLES = 8192
+# Signatures per Parquet row group: P4 verification reads only the row groups holding candidates
+# (4096 x 112 x 4 B = 1.8 MB each).
+SIGNATURE_ROW_GROUP = 4096
+
+
+# ASCII fast path of `words`: bytes.translate deletes what the regex strips (ASCII that is neither
+# \w nor \s, e.g. "_" stays) and maps the separators str.split knows but bytes.split does not
+# (\x1c-\x1f) to spaces. 2.3x faster than the regex on the real corpus, same words (tested).
+_ASCII_DELETE = bytes(c for c in range(128) if not re.match(r"[\w\s]", chr(c)))
+_ASCII_TABLE = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
+
+
+def words(text: str) -> list[bytes]:
+    """UTF-8 words of the normalized text: lowercased, punctuation stripped ("Don't!" -> b"dont")."""
+    if text.isascii():
+        return text.encode().lower().translate(_ASCII_TABLE, _ASCII_DELETE).split()
+    return [w.encode() for w in _PUNCTUATION.sub("", text.lower()).split()]
+
+
+def shingles(text: str, ngram: int) -> list[bytes]:
+    """The shingles of `text` (words joined by one space); the reference for interop and tests."""
+    tokens = words(text)
+    if not tokens:
+        return []
+    width = min(ngram, len(tokens))
+    return [b" ".join(tokens[i : i + width]) for i in range(len(tokens) - width + 1)]
+
+
+def _combine(word_hashes: np.ndarray, width: int) -> np.ndarray:
+    """32-bit hash of every window of `width` consecutive word hashes (the polynomial above)."""
+    count = len(word_hashes) - width + 1
+    acc = word_hashes[:count].copy()
+    for k in range(1, width):
+        acc *= _SHINGLE_BASE
+        acc += word_hashes[k : k + count]
+    return (acc >> np.uint64(32)).astype(np.uint32)
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """The 32-bit hash of one shingle given as bytes (as `shingles` returns it); a datasketch `hashfunc`."""
+    words = np.array([xxhash.xxh3_64_intdigest(w) for w in shingle.split(b" ")], dtype=np.uint64)
+    return int(_combine(words, len(words))[0])
+
+
+def shingle_hashes(text: str, ngram: int) -> np.ndarray:
+    """uint32 hashes of the shingles of `text`, in order (empty when it has no word)."""
+    tokens = words(text)
+    if not tokens:
+        return np.empty(0, dtype=np.uint32)
+    hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, tokens), dtype=np.uint64, count=len(tokens))
+    return _combine(hashes, min(ngram, len(tokens)))
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer on uint32 (a bijection that spreads weak or structured hashes)."""
+    values = values ^ (values >> np.uint32(16))
+    values *= _FMIX_M1
+    values ^= values >> np.uint32(13)
+    values *= _FMIX_M2
+    return values ^ (values >> np.uint32(16))
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of the affine permutations, drawn in datasketch's order so the values interoperate."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+@dataclass(frozen=True)
+class MinHasher:
+    """Signatures of `num_perm` = bands x rows values per document."""
+
+    ngram: int
+    num_perm: int
+    seed: int
+    _a: np.ndarray = field(init=False, repr=False, compare=False)
+    _b: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        a, b = permutations(self.num_perm, self.seed)
+        object.__setattr__(self, "_a", a)
+        object.__setattr__(self, "_b", b)
+
+    @classmethod
+    def from_config(cls, config: DedupConfig) -> MinHasher:
+        bands, rows = lsh_shape(config)
+        return cls(ngram=config.ngram, num_perm=bands * rows, seed=config.seed)
+
+    def signatures_of_hashes(self, hash_sets: Sequence[np.ndarray]) -> np.ndarray:
+        """(len(hash_sets), num_perm) uint32 MinHash values; every set must be non-empty.
+
+        All shingles of a block of documents go through one (shingles x permutations) product, then
+        `np.minimum.reduceat` takes each document's minima.
+        """
+        out = np.empty((self.num_perm, len(hash_sets)), dtype=np.uint32)
+        sizes = np.fromiter(map(len, hash_sets), dtype=np.int64, count=len(hash_sets))
+        if (sizes == 0).any():
+            raise ValueError("every shingle set must be non-empty: a document without words has no signature")
+        a, b = self._a[:, None], self._b[:, None]
+        ends = np.cumsum(sizes)
+        start = 0
+        while start < len(hash_sets):
+            # Whole documents per block (at least one), about _BLOCK_SHINGLES shingles in all.
+            done = ends[start - 1] if start else 0
+            stop = max(start + 1, int(np.searchsorted(ends, done + _BLOCK_SHINGLES, side="right")))
+            block = fmix32(np.concatenate(hash_sets[start:stop]))
+            # Permutations x shingles: reduceat along the contiguous axis runs 2.5x faster than
+            # along axis 0 (measured, 112 x 8192).
+            product = a * block
+            product += b
+            offsets = ends[start:stop] - sizes[start:stop] - done
+            out[:, start:stop] = np.minimum.reduceat(product, offsets, axis=1)
+            start = stop
+        return np.ascontiguousarray(out.T)
+
+    def signatures(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures of the texts that have words, boolean mask of those texts)."""
+        hash_sets = [shingle_hashes(text, self.ngram) for text in texts]
+        mask = np.fromiter((len(h) > 0 for h in hash_sets), dtype=bool, count=len(hash_sets))
+        return self.signatures_of_hashes([h for h in hash_sets if len(h)]), mask
+
+
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """The LSH S-curve: P(two documents of Jaccard `similarity` share at least one band)."""
+    return 1.0 - (1.0 - similarity**rows) ** bands
+
+
+def lsh_threshold(bands: int, rows: int) -> float:
+    """Similarity at the S-curve's steepest point, about (1/bands)^(1/rows): 0.72 for 14 x 8."""
+    return (1.0 / bands) ** (1.0 / rows)
+
+
+def bands_rows_for_threshold(threshold: float, num_perm: int = 112) -> tuple[int, int]:
+    """(bands, rows) with bands x rows <= num_perm minimizing the false positive plus false negative
+    area under the S-curve around `threshold` (equal weights), as datasketch's MinHashLSH does."""
+    grid = np.linspace(0.0, 1.0, 1001)
+    best: tuple[float, int, int] | None = None
+    for rows in range(1, num_perm + 1):
+        for bands in range(1, num_perm // rows + 1):
+            curve = 1.0 - (1.0 - grid**rows) ** bands
+            error = np.trapezoid(np.where(grid < threshold, curve, 1.0 - curve), grid)
+            if best is None or error < best[0]:
+                best = (float(error), bands, rows)
+    assert best is not None
+    return best[1], best[2]
+
+
+def lsh_shape(config: DedupConfig) -> tuple[int, int]:
+    """(bands, rows): derived from `dedup.threshold` when set, else `dedup.bands` x `dedup.rows`."""
+    if config.threshold is None:
+        return config.bands, config.rows
+    return bands_rows_for_threshold(config.threshold, config.bands * config.rows)
+
+
+def verify_threshold(config: DedupConfig) -> float:
+    """Estimated Jaccard a candidate pair needs when `dedup.verify` is on."""
+    if config.threshold is not None:
+        return config.threshold
+    return lsh_threshold(*lsh_shape(config))
+
+
+def signature_schema(num_perm: int) -> pa.Schema:
+    return pa.schema(
+        [("uid", pa.int64()), ("id", pa.string()), ("signature", pa.list_(pa.uint32(), num_perm))]
+    )
+
+
+def write_table_atomic(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> None:
+    """Write a whole table through a temporary name so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+    os.replace(tmp, path)
+
+
+def read_signatures(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(uids int64, signatures (n, num_perm) uint32) of one signature file."""
+    table = pq.read_table(path, columns=["uid", "signature"])
+    column = table.column("signature").combine_chunks()
+    num_perm = column.type.list_size
+    values = column.values.to_numpy(zero_copy_only=False).reshape(-1, num_perm)
+    return table.column("uid").to_numpy(), values
+
+
+class MinhashSignatureStep(PipelineStep):
+    """P1: passes documents through unchanged and writes the task's signatures to
+    `signatures_dir/<rank>.parquet` (uid, id, signature), in document order."""
+
+    name = "🎯 minhash signatures"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, config: DedupConfig, signatures_dir: str | Path, batch_size: int = 1024):
+        super().__init__()
+        self.config = config
+        self.signatures_dir = str(signatures_dir)
+        self.batch_size = batch_size
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        hasher = MinHasher.from_config(self.config)
+        uids: list[np.ndarray] = []
+        ids: list[str] = []
+        sigs: list[np.ndarray] = []
+        batch = []
+        for doc in data:
+            batch.append(doc)
+            if len(batch) == self.batch_size:
+                self._sign(hasher, batch, uids, ids, sigs)
+                yield from batch
+                batch = []
+        if batch:
+            self._sign(hasher, batch, uids, ids, sigs)
+            yield from batch
+        signatures = np.concatenate(sigs) if sigs else np.empty((0, hasher.num_perm), dtype=np.uint32)
+        table = pa.table(
+            {
+                "uid": pa.array(np.concatenate(uids) if uids else [], type=pa.int64()),
+                "id": pa.array(ids, type=pa.string()),
+                "signature": pa.FixedSizeListArray.from_arrays(pa.array(signatures.ravel()), hasher.num_perm),
+            },
+            schema=signature_schema(hasher.num_perm),
+        )
+        write_table_atomic(table, task_file(self.signatures_dir, rank), row_group_size=SIGNATURE_ROW_GROUP)
+
+    def _sign(self, hasher: MinHasher, batch: list, uids: list, ids: list, sigs: list) -> None:
+        with self.track_time():
+            signatures, mask = hasher.signatures([doc.text for doc in batch])
+        kept = [doc for doc, has in zip(batch, mask) if has]
+        uids.append(np.array([doc.metadata["uid"] for doc in kept], dtype=np.int64))
+        ids.extend(str(doc.id) for doc in kept)
+        sigs.append(signatures)
+        self.stat_update("signatures", value=len(kept))
+        self.stat_update("no_signature", value=len(batch) - len(kept))
