@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from pipeline.config import CONFIGS_DIR, ConfigError, load_config
 
@@ -55,6 +56,85 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from decontam.audit import run_audit
+    from pipeline.config import DecontamConfig, EngineConfig
+
+    try:
+        decontam = DecontamConfig(
+            benchmarks=args.benchmarks,
+            mode=args.mode,
+            window_factor=args.window_factor,
+            min_tokens=args.min_tokens,
+            ratio=args.ratio,
+            tokenizer=args.tokenizer,
+            action="annotate",
+        )
+        engine = EngineConfig(kind=args.engine, workers=args.workers)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid audit option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    run_audit(
+        Path(args.benchmarks),
+        args.corpus,
+        Path(args.output),
+        decontam,
+        engine,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        console=console,
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from classifiers.students import train_from_paths
+    from classifiers.teacher import LABELS_FILE
+    from pipeline.config import resolve_path
+    from pipeline.rundir import RunDir
+    from pipeline.runner import SAMPLE_FILE
+
+    run = RunDir(Path(args.run))
+    sample, labels = run.annotations / SAMPLE_FILE, run.annotations / LABELS_FILE
+    for path in (sample, labels):
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist: run phase P2 first (mixwright run) with students.enabled=true")
+    hyperparams = resolve_path(args.hyperparams)
+    if not hyperparams.is_file():
+        raise ConfigError(f"--hyperparams {args.hyperparams}: no such file")
+    output = Path(args.output) if args.output else run.models
+    cards = train_from_paths(sample, labels, output, hyperparams)
+    table = Table("student", "train", "held out", "held-out agreement")
+    for name, card in sorted(cards.items()):
+        holdout = card.get("holdout", {})
+        metric = (
+            f"accuracy {holdout['accuracy']:.3f}, macro-F1 {holdout['macro_f1']:.3f}"
+            if "accuracy" in holdout
+            else ", ".join(f"{k} {v:.3f}" for k, v in holdout.items() if isinstance(v, float))
+        )
+        table.add_row(name, str(card["train_size"]), str(card["holdout_size"]), metric)
+    Console().print(table)
+    console.print(f"students written to {output}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from pipeline.plan import Assumptions, estimate, load_throughput, parse_tokens, print_plan
+
+    if args.cores < 1 or args.gpus < 1:
+        raise ConfigError("--cores and --gpus must be at least 1")
+    assumptions = Assumptions(
+        words_per_token=args.words_per_token,
+        teacher_docs=args.teacher_docs,
+        gpu_prefill_tokens_per_s=args.gpu_tokens_per_s,
+    )
+    throughput = load_throughput(Path(args.throughput)) if args.throughput else load_throughput()
+    tokens = parse_tokens(args.tokens)
+    print_plan(estimate(tokens, args.cores, args.gpus, throughput, assumptions), args.cores, args.gpus, throughput, assumptions, Console())
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import print_report
 
@@ -93,6 +173,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     demo.set_defaults(func=_cmd_demo)
+
+    audit = commands.add_parser("audit", help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)")
+    audit.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus files or globs")
+    audit.add_argument("--benchmarks", required=True, metavar="SPEC", help="benchmark spec YAML (see DESIGN.md)")
+    audit.add_argument("--output", default="audit", metavar="DIR", help="report folder (default: ./audit)")
+    audit.add_argument("--mode", choices=["window", "document"], default="window")
+    audit.add_argument("--window-factor", type=float, default=2.0, metavar="F")
+    audit.add_argument("--min-tokens", type=int, default=13, metavar="T")
+    audit.add_argument("--ratio", type=float, default=0.6)
+    audit.add_argument("--tokenizer", default="words", help="'words' or a local tokenizer.json")
+    audit.add_argument("--text-field", default="text")
+    audit.add_argument("--id-field", default="id")
+    audit.add_argument("--engine", choices=["ray", "local"], default="ray")
+    audit.add_argument("--workers", type=int, default=None)
+    audit.set_defaults(func=_cmd_audit)
+
+    train = commands.add_parser("train", help="(re)train the fastText students on a run's teacher labels")
+    train.add_argument("run", metavar="RUN", help="run folder whose annotations/ holds the P2 sample and labels")
+    train.add_argument("--hyperparams", default="configs/students.yaml", metavar="YAML")
+    train.add_argument("--output", metavar="DIR", help="models folder (default: RUN/models)")
+    train.set_defaults(func=_cmd_train)
+
+    plan = commands.add_parser("plan", help="estimate core-hours, GPU-hours, disk and wall clock for a corpus size")
+    plan.add_argument("--tokens", required=True, help="corpus size in tokens, e.g. 18T (Qwen2.5) or 500B")
+    plan.add_argument("--cores", type=int, default=1024, help="CPU cores in the cluster (default 1024)")
+    plan.add_argument("--gpus", type=int, default=8, help="GPUs for the teacher (default 8)")
+    plan.add_argument("--teacher-docs", type=int, default=500_000, help="documents the teacher labels")
+    plan.add_argument("--gpu-tokens-per-s", type=float, default=20_000.0, help="teacher prefill tokens/s per GPU")
+    plan.add_argument("--words-per-token", type=float, default=0.75)
+    plan.add_argument("--throughput", metavar="JSON", help="throughputs file (default: configs/throughput.json)")
+    plan.set_defaults(func=_cmd_plan)
 
     report = commands.add_parser("report", help="print the funnel and domain mix of a run")
     report.add_argument("run", metavar="RUN")
