@@ -226,13 +226,16 @@ def write_table_atomic(table: pa.Table, path: str | Path, row_group_size: int | 
     os.replace(tmp, path)
 
 
+def signature_matrix(table: pa.Table) -> np.ndarray:
+    """The `signature` column of a table read from a signature file, as (rows, num_perm) uint32."""
+    column = table.column("signature").combine_chunks()
+    return column.values.to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)
+
+
 def read_signatures(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(uids int64, signatures (n, num_perm) uint32) of one signature file."""
     table = pq.read_table(path, columns=["uid", "signature"])
-    column = table.column("signature").combine_chunks()
-    num_perm = column.type.list_size
-    values = column.values.to_numpy(zero_copy_only=False).reshape(-1, num_perm)
-    return table.column("uid").to_numpy(), values
+    return table.column("uid").to_numpy(), signature_matrix(table)
 
 
 class MinhashSignatureStep(PipelineStep):

@@ -1,0 +1,484 @@
+"""Near-duplicate clusters from MinHash signatures (P4) and their removal (P5).
+
+P4 never holds the whole LSH index in one worker. It runs as two datatrove steps and one small
+global step, all under `work_dir` (RUN/work/p4_dedup):
+
+- `LshBucketStep`, one task per signature file r (written by P1, never recomputed here): hashes
+  each band of each signature to a 64-bit bucket key and writes buckets/<r>.parquet, rows
+  (part, band, key, uid, row) sorted by partition part = key mod P, one row group per partition.
+  Only documents still present in the P3 documents get rows, so a document dropped after P1 can
+  never be chosen as a keeper. It also writes members/<r>.parquet (uid, id, quality, signed) of
+  every P3 document: the attributes the keeper choice needs, without reading the texts again.
+- `LshCandidateStep`, one task per partition p: reads partition p of every bucket file (row-group
+  pruning), groups rows by (band, key) and links every member of a bucket to the bucket's smallest
+  uid: a star, k - 1 edges instead of k(k-1)/2 pairs. Writes edges/<p>.parquet.
+- `cluster_duplicates` then takes connected components over the edges (only documents that have
+  a duplicate appear in them), picks one keeper per cluster and writes assignment/<r>.parquet
+  (uid, cluster, size, keeper, is_keeper) per task of the documents it holds, so a P5 task loads
+  only its own slice.
+
+Verification (`dedup.verify`, default on): a band collision alone also links pairs well below the
+threshold (14 x 8: one pair in 16 at Jaccard 0.5, one in 4 at 0.6), and a star turns each false
+link into a merge of whole clusters. A verified edge needs the members' estimated Jaccard
+(signature agreement) >= the threshold. The signatures are read for candidate documents only, by
+(task, row) carried in the bucket rows, reading just the Parquet row groups that hold them:
+carrying every signature through the shuffle would multiply its size by the number of bands.
+A member that fails against the bucket's root is compared with the bucket's other failures
+(smallest uid first), so two similar members of a bucket whose root is a false hit stay linked.
+
+Keeper: the highest `quality`; a document without `quality` ranks below any with one; ties go to
+the smallest id, then the smallest uid (ids may repeat in real data), so the choice never depends
+on task order or worker count. Documents with no word (no signature) are never clustered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from pipeline.config import DedupConfig, EngineConfig
+from pipeline.docio import RejectWriter, task_file, write_json_atomic
+from pipeline.engine import run_steps
+from stages.minhash import (
+    candidate_probability,
+    lsh_shape,
+    lsh_threshold,
+    read_signatures,
+    signature_matrix,
+    verify_threshold,
+    write_table_atomic,
+)
+
+BUCKET_SCHEMA = pa.schema(
+    [("part", pa.int32()), ("band", pa.int16()), ("key", pa.uint64()), ("uid", pa.int64()), ("row", pa.int32())]
+)
+MEMBER_SCHEMA = pa.schema(
+    [("uid", pa.int64()), ("id", pa.string()), ("quality", pa.float64()), ("signed", pa.bool_())]
+)
+EDGE_SCHEMA = pa.schema([("uid", pa.int64()), ("root", pa.int64())])
+ASSIGNMENT_SCHEMA = pa.schema(
+    [
+        ("uid", pa.int64()),
+        ("cluster", pa.int64()),
+        ("size", pa.int32()),
+        ("keeper", pa.string()),
+        ("is_keeper", pa.bool_()),
+    ]
+)
+S_CURVE_POINTS = (0.5, 0.7, 0.8, 0.9)
+LARGEST_CLUSTERS = 10
+# MurmurHash3 fmix64 constants.
+_FMIX64_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX64_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_SHIFT33 = np.uint64(33)
+
+
+def _fmix64(values: np.ndarray) -> np.ndarray:
+    values = values ^ (values >> _SHIFT33)
+    values *= _FMIX64_M1
+    values ^= values >> _SHIFT33
+    values *= _FMIX64_M2
+    return values ^ (values >> _SHIFT33)
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64 bucket keys: a chained fmix64 over each band's values, seeded by the band.
+
+    Each step h -> fmix64(h ^ v) is a bijection of h for a given v, so two different bands meet
+    only by a 64-bit accident (~n^2 / 2^65 over the corpus); the band seed keeps equal values in
+    different bands apart, which lets one partition hold several bands.
+    """
+    values = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    keys = np.repeat(_fmix64(np.arange(1, bands + 1, dtype=np.uint64))[None, :], len(signatures), axis=0)
+    for j in range(rows):
+        keys = _fmix64(keys ^ values[:, :, j])
+    return keys
+
+
+def _shared_rows(band: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Indices of the rows whose (band, key) bucket holds at least one other row."""
+    order = np.lexsort((key, band))
+    b, k = band[order], key[order]
+    same = (b[1:] == b[:-1]) & (k[1:] == k[:-1])
+    shared = np.zeros(len(order), dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    return np.sort(order[shared])
+
+
+def estimated_jaccard(signatures: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Share of equal MinHash values of each row of `signatures` with `reference`."""
+    return (signatures == reference).mean(axis=1)
+
+
+def bucket_edges(
+    band: np.ndarray,
+    key: np.ndarray,
+    uid: np.ndarray,
+    signatures: tuple[np.ndarray, np.ndarray] | None = None,
+    threshold: float = 0.0,
+) -> np.ndarray:
+    """Unique (uid, root) edges, root < uid, linking the members of each (band, key) bucket.
+
+    Without `signatures` every member links to the bucket's smallest uid. With them, given as
+    (sorted unique uids, their signature rows), a member links to the smallest uid it agrees with
+    on >= `threshold` of the values, among the bucket's root and, failing that, the other members
+    that failed it.
+    """
+    if len(uid) == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    order = np.lexsort((uid, key, band))
+    band, key, uid = band[order], key[order], uid[order]
+    starts = np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)[group]
+    members = np.flatnonzero(~starts)
+    if signatures is None:
+        return np.unique(np.stack([uid[members], uid[first[members]]], axis=1), axis=0)
+    signed_uids, matrix = signatures
+    sig = np.searchsorted(signed_uids, uid)
+    agree = np.empty(len(members), dtype=bool)
+    for lo in range(0, len(members), 1 << 14):  # bounds the (rows x num_perm) comparison
+        chunk = members[lo : lo + (1 << 14)]
+        agree[lo : lo + len(chunk)] = (matrix[sig[chunk]] == matrix[sig[first[chunk]]]).mean(axis=1) >= threshold
+    pairs = [np.stack([uid[members[agree]], uid[first[members[agree]]]], axis=1)]
+    failed = members[~agree]
+    # Rare (a band collision of dissimilar documents): a short loop per bucket concerned.
+    for g in np.unique(group[failed]):
+        rest = failed[group[failed] == g]
+        while len(rest) > 1:
+            close = estimated_jaccard(matrix[sig[rest[1:]]], matrix[sig[rest[0]]]) >= threshold
+            pairs.append(np.stack([uid[rest[1:][close]], np.full(int(close.sum()), uid[rest[0]])], axis=1))
+            rest = rest[1:][~close]
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def connected_components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique nodes, the smallest node of each one's component) over undirected edges.
+
+    Hooking and pointer jumping in numpy: each round hooks every root to the smallest root it has
+    an edge to, then compresses paths; parent[i] <= i always holds, so no cycle can form.
+    """
+    nodes = np.unique(np.concatenate([src, dst]))
+    a, b = np.searchsorted(nodes, src), np.searchsorted(nodes, dst)
+    parent = np.arange(len(nodes))
+    while True:
+        ra, rb = parent[a], parent[b]
+        if (ra == rb).all():
+            return nodes, nodes[parent]
+        low = np.minimum(ra, rb)
+        np.minimum.at(parent, ra, low)
+        np.minimum.at(parent, rb, low)
+        while True:
+            jumped = parent[parent]
+            if (jumped == parent).all():
+                break
+            parent = jumped
+
+
+def _members_of(documents_file: Path) -> tuple[np.ndarray, list[str], list[float | None]]:
+    """(uids, ids, qualities) of the P3 documents of one task, metadata only."""
+    table = pq.read_table(documents_file, columns=["id", "metadata"])
+    uids, qualities = [], []
+    for meta in table.column("metadata").to_pylist():
+        parsed = json.loads(meta)
+        uids.append(parsed["uid"])
+        quality = parsed.get("quality")
+        qualities.append(float(quality) if quality is not None else None)
+    return np.array(uids, dtype=np.int64), table.column("id").to_pylist(), qualities
+
+
+class LshBucketStep(PipelineStep):
+    """P4 task r: bucket rows of signature file r, partitioned, plus the members file of task r."""
+
+    name = "🪣 LSH buckets"
+    type = "🫂 - DEDUP"
+
+    def __init__(
+        self, signatures_dir: str | Path, documents_dir: str | Path, work_dir: str | Path, config: DedupConfig, partitions: int
+    ):
+        super().__init__()
+        self.signatures_dir = str(signatures_dir)
+        self.documents_dir = str(documents_dir)
+        self.work_dir = str(work_dir)
+        self.config = config
+        self.partitions = partitions
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        bands, rows = lsh_shape(self.config)
+        work = Path(self.work_dir)
+        with self.track_time():
+            doc_uids, doc_ids, qualities = _members_of(task_file(self.documents_dir, rank))
+            uids, signatures = read_signatures(task_file(self.signatures_dir, rank))
+            # signatures of documents dropped after P1 (not in P3) get no bucket rows
+            present = np.flatnonzero(np.isin(uids, doc_uids))
+            keys = band_keys(signatures[present], bands, rows).ravel()
+            part = (keys % np.uint64(self.partitions)).astype(np.int32)
+            order = np.argsort(part, kind="stable")
+            table = pa.table(
+                {
+                    "part": part[order],
+                    "band": np.tile(np.arange(bands, dtype=np.int16), len(present))[order],
+                    "key": keys[order],
+                    "uid": np.repeat(uids[present], bands)[order],
+                    "row": np.repeat(present.astype(np.int32), bands)[order],
+                },
+                schema=BUCKET_SCHEMA,
+            )
+            # one row group per partition at most: a candidate task reads only its own
+            bounds = np.searchsorted(table.column("part").to_numpy(), np.arange(self.partitions + 1))
+            path = task_file(work / "buckets", rank)
+            tmp = path.with_name(f".{path.name}.tmp")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with pq.ParquetWriter(tmp, BUCKET_SCHEMA, compression="zstd") as writer:
+                for lo, hi in zip(bounds[:-1], bounds[1:]):
+                    if hi > lo:
+                        writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
+                if table.num_rows == 0:
+                    writer.write_table(table)
+            tmp.replace(path)
+            members = pa.table(
+                {"uid": doc_uids, "id": doc_ids, "quality": qualities, "signed": np.isin(doc_uids, uids)},
+                schema=MEMBER_SCHEMA,
+            )
+            write_table_atomic(members, task_file(work / "members", rank))
+        self.stat_update("documents", value=len(doc_uids))
+        self.stat_update("signed", value=len(present))
+        yield from ()
+
+
+def _read_signature_rows(path: Path, rows: np.ndarray) -> np.ndarray:
+    """Signatures at `rows` of one signature file, reading only the row groups that hold them."""
+    meta = pq.ParquetFile(path)
+    sizes = [meta.metadata.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    offsets = np.cumsum([0] + sizes)
+    group_of = np.searchsorted(offsets, rows, side="right") - 1
+    groups = np.unique(group_of)
+    matrix = signature_matrix(meta.read_row_groups(groups.tolist(), columns=["signature"]))
+    base = np.cumsum([0] + [sizes[g] for g in groups])[np.searchsorted(groups, group_of)]
+    return matrix[base + rows - offsets[group_of]]
+
+
+class LshCandidateStep(PipelineStep):
+    """P4 task p: the (verified) candidate edges of partition p of every bucket file."""
+
+    name = "🔗 LSH candidates"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, signatures_dir: str | Path, work_dir: str | Path, config: DedupConfig, sources: int):
+        super().__init__()
+        self.signatures_dir = str(signatures_dir)
+        self.work_dir = str(work_dir)
+        self.config = config
+        self.sources = sources
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        work = Path(self.work_dir)
+        with self.track_time():
+            parts = []
+            for source in range(self.sources):
+                table = pq.read_table(
+                    task_file(work / "buckets", source), columns=["band", "key", "uid", "row"], filters=[("part", "=", rank)]
+                )
+                parts.append(table.append_column("source", pa.array(np.full(table.num_rows, source, dtype=np.int32))))
+            rows = pa.concat_tables(parts)
+            band, key = rows.column("band").to_numpy(), rows.column("key").to_numpy()
+            # only rows sharing their bucket can link anything: most documents have no duplicate
+            shared = _shared_rows(band, key)
+            uid = rows.column("uid").to_numpy()[shared]
+            signatures = None
+            if self.config.verify:
+                signatures = self._signatures(uid, rows.column("source").to_numpy()[shared], rows.column("row").to_numpy()[shared])
+            edges = bucket_edges(band[shared], key[shared], uid, signatures, verify_threshold(self.config))
+            table = pa.table({"uid": edges[:, 0], "root": edges[:, 1]}, schema=EDGE_SCHEMA)
+            write_table_atomic(table, task_file(work / "edges", rank))
+        self.stat_update("bucket_rows", value=len(band))
+        self.stat_update("shared_bucket_rows", value=len(uid))
+        self.stat_update("edges", value=len(edges))
+        yield from ()
+
+    def _signatures(self, uid: np.ndarray, source: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted unique uids, their signatures), read once per document from the P1 files."""
+        unique, at = np.unique(uid, return_index=True)
+        source, row = source[at], row[at]
+        matrix = np.empty((len(unique), math.prod(lsh_shape(self.config))), dtype=np.uint32)
+        for s in np.unique(source):
+            mine = np.flatnonzero(source == s)
+            matrix[mine] = _read_signature_rows(task_file(self.signatures_dir, int(s)), row[mine])
+        return unique, matrix
+
+
+def _task_count(folder: Path) -> int:
+    """Number of per-task files rank 0..n-1 in `folder`; a gap is a programming error upstream."""
+    count = len(list(folder.glob("*.parquet")))
+    missing = [r for r in range(count) if not task_file(folder, r).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: task files are not numbered 0..{count - 1} (missing {missing[:5]})")
+    return count
+
+
+def _keepers(members: pa.Table, nodes: np.ndarray, labels: np.ndarray) -> pa.Table:
+    """Assignment rows of the clustered `members`, plus their task, sorted by (task, uid)."""
+    uid = members.column("uid").to_numpy()
+    cluster = labels[np.searchsorted(nodes, uid)]
+    quality = members.column("quality").to_numpy(zero_copy_only=False).astype(np.float64)
+    # descending quality, missing (NaN) last; then smallest id, then smallest uid
+    rank_quality = np.where(np.isnan(quality), np.inf, -quality)
+    ids = np.array(members.column("id").to_pylist(), dtype=str)
+    order = np.lexsort((uid, ids, rank_quality, cluster))
+    cluster_sorted = cluster[order]
+    starts = np.r_[True, cluster_sorted[1:] != cluster_sorted[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    sizes = np.diff(np.r_[first, len(order)])
+    keeper_row = order[first[group]]
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return pa.table(
+        {
+            "task": members.column("task"),
+            "uid": uid,
+            "cluster": cluster,
+            "size": sizes[group][back].astype(np.int32),
+            "keeper": ids[keeper_row][back],
+            "is_keeper": (keeper_row == order)[back],
+        }
+    ).sort_by([("task", "ascending"), ("uid", "ascending")])
+
+
+def _cluster(work: Path, sources: int, partitions: int) -> dict[str, Any]:
+    """Global step: components of the edges, keepers, assignment files and the summary."""
+    edges = pa.concat_tables([EDGE_SCHEMA.empty_table()] + [pq.read_table(task_file(work / "edges", p)) for p in range(partitions)])
+    nodes, labels = connected_components(edges.column("uid").to_numpy(), edges.column("root").to_numpy())
+    documents = without_signature = 0
+    clustered = [MEMBER_SCHEMA.append(pa.field("task", pa.int32())).empty_table()]
+    for task in range(sources):
+        members = pq.read_table(task_file(work / "members", task))
+        documents += members.num_rows
+        without_signature += members.num_rows - (pc.sum(members.column("signed")).as_py() or 0)
+        mask = np.isin(members.column("uid").to_numpy(), nodes)
+        clustered.append(members.filter(mask).append_column("task", pa.array(np.full(int(mask.sum()), task, dtype=np.int32))))
+    assignment = _keepers(pa.concat_tables(clustered), nodes, labels)
+    tasks = assignment.column("task").to_numpy()
+    for task in range(sources):
+        lo, hi = np.searchsorted(tasks, [task, task + 1])
+        write_table_atomic(assignment.slice(lo, hi - lo).drop_columns(["task"]), task_file(work / "assignment", task))
+    keepers = assignment.filter(assignment.column("is_keeper"))
+    sizes = keepers.column("size").to_numpy()
+    largest = np.lexsort((keepers.column("cluster").to_numpy(), -sizes))[:LARGEST_CLUSTERS]
+    return {
+        "documents_in": documents,
+        "documents_without_signature": without_signature,
+        "documents_in_clusters": assignment.num_rows,
+        "clusters": keepers.num_rows,
+        "removed": assignment.num_rows - keepers.num_rows,
+        "cluster_size_histogram": {str(k): v for k, v in sorted(Counter(sizes.tolist()).items())},
+        "largest_clusters": [
+            {"cluster": row["cluster"], "size": row["size"], "keeper": row["keeper"]}
+            for row in keepers.take(largest).select(["cluster", "size", "keeper"]).to_pylist()
+        ],
+    }
+
+
+def cluster_duplicates(
+    signatures_dir: Path,
+    documents_dir: Path,
+    work_dir: Path,
+    config: DedupConfig,
+    engine: EngineConfig,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """P4: clusters of near-duplicates and their keepers in work_dir/assignment/<task>.parquet.
+
+    Tasks of the two datatrove steps already complete in `work_dir` are skipped, so a rerun after
+    a crash resumes; the global step is cheap and always reruns. Returns the summary, also saved
+    as work_dir/clusters.json for `write_dedup_report`.
+    """
+    work = Path(work_dir)
+    sources = _task_count(Path(signatures_dir))
+    # as many partitions as tasks: partitions stay about the size of a shard's bucket rows
+    partitions = sources
+    if sources:
+        bucket_step = LshBucketStep(signatures_dir, documents_dir, work, config, partitions)
+        run_steps("P4 LSH buckets", [bucket_step], sources, engine, work / "logs" / "buckets", show_progress)
+        candidate_step = LshCandidateStep(signatures_dir, work, config, sources)
+        run_steps("P4 LSH candidates", [candidate_step], partitions, engine, work / "logs" / "candidates", show_progress)
+    summary = _cluster(work, sources, partitions)
+    write_json_atomic(work / "clusters.json", summary)
+    return summary
+
+
+def load_assignment(work_dir: str | Path, rank: int) -> dict[int, tuple[int, int, str, bool]]:
+    """uid -> (cluster, size, keeper id, is_keeper) of the clustered documents of task `rank`."""
+    table = pq.read_table(task_file(Path(work_dir) / "assignment", rank))
+    columns = [table.column(c).to_pylist() for c in ("cluster", "size", "keeper", "is_keeper")]
+    return dict(zip(table.column("uid").to_pylist(), zip(*columns)))
+
+
+class DedupFilter(BaseFilter):
+    """P5: drops non-keepers ("near_duplicate", details {"keeper": id}); tags kept cluster members
+    with `dup_cluster` and `dup_cluster_size`. Documents outside any cluster pass untouched."""
+
+    name = "🫂 near-duplicate filter"
+
+    def __init__(self, work_dir: str | Path, exclusion_writer: RejectWriter | None = None):
+        super().__init__(exclusion_writer)
+        self.work_dir = str(work_dir)
+        self._assignment: dict[int, tuple[int, int, str, bool]] = {}
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        # once per task: the assignment slice of this task only, never the whole corpus's
+        self._assignment = load_assignment(self.work_dir, rank)
+        yield from super().run(data, rank, world_size)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        entry = self._assignment.get(doc.metadata["uid"])
+        if entry is None:
+            return True
+        cluster, size, keeper, is_keeper = entry
+        if is_keeper:
+            doc.metadata["dup_cluster"] = cluster
+            doc.metadata["dup_cluster_size"] = size
+            return True
+        doc.metadata["reject_details"] = {"keeper": keeper}
+        return False, "near_duplicate"
+
+
+def write_dedup_report(work_dir: Path, config: DedupConfig, path: Path) -> dict[str, Any]:
+    """RUN/reports/dedup.json: P4's summary, the parameters and their S-curve."""
+    summary = json.loads((Path(work_dir) / "clusters.json").read_text())
+    bands, rows = lsh_shape(config)
+    report = {
+        **summary,
+        "kept": summary["documents_in"] - summary["removed"],
+        "parameters": {
+            "ngram": config.ngram,
+            "bands": bands,
+            "rows": rows,
+            "num_perm": bands * rows,
+            "seed": config.seed,
+            "threshold": config.threshold,
+            "lsh_threshold": round(lsh_threshold(bands, rows), 4),
+            "verify": config.verify,
+            "verify_threshold": round(verify_threshold(config), 4) if config.verify else None,
+        },
+        "s_curve": {str(s): round(candidate_probability(s, bands, rows), 4) for s in S_CURVE_POINTS},
+        "notes": [
+            f"{summary['documents_without_signature']} documents have no word after normalization, "
+            "hence no signature: they are never clustered and never removed by dedup.",
+            "Keeper: highest quality (documents without quality rank last), then smallest id.",
+        ],
+    }
+    write_json_atomic(path, report)
+    return report
