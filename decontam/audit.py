@@ -1,0 +1,229 @@
+"""Contamination reports (parquet, JSON, self-contained HTML) and the standalone `mixwright audit`.
+
+The audit reads any JSONL / JSONL.gz / Parquet corpus with the pipeline's sharded reader, runs
+`ContaminationFilter` (annotate only) on the configured engine, and writes in `output`:
+contamination.parquet (one row per (document, item) match), contamination.json (per benchmark:
+items, items that cannot match, items hit, documents hit, rates) and contamination.html. All text
+in the HTML is escaped: web documents are untrusted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from decontam.benchmarks import Benchmark, load_benchmarks
+from decontam.lcs import lcs_pairs
+from decontam.tokenize import WordTokenizer, load_tokenizer
+from pipeline.config import DecontamConfig, EngineConfig, InputConfig, resolve_path
+from pipeline.docio import AtomicParquetWriter, write_json_atomic
+from pipeline.engine import configure_logging, default_workers, run_steps
+from stages.decontam import MATCH_SCHEMA, ContaminationFilter
+from stages.reader import ShardReader, plan_shards
+
+EXAMPLES_PER_BENCHMARK = 5
+_ALIGN_CELLS = 400_000  # above this, highlight shared tokens by set membership instead of the LCS
+_SORT = ["doc_id", "benchmark", "item_id", "start_char"]
+
+
+def read_matches(matches_dir: Path) -> pa.Table:
+    """All task match files, in a stable order whatever the number of tasks."""
+    files = sorted(Path(matches_dir).glob("*.parquet"))
+    tables = [pq.read_table(f) for f in files]
+    if not tables:
+        return pa.Table.from_pylist([], schema=MATCH_SCHEMA.append(pa.field("text", pa.string())))
+    return pa.concat_tables(tables).sort_by([(c, "ascending") for c in _SORT])
+
+
+def write_contamination_reports(
+    matches_dir: Path,
+    docs_scanned: int,
+    benchmarks: Sequence[Benchmark],
+    out_dir: Path,
+    config: DecontamConfig | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write contamination.{parquet,json,html} into `out_dir` and return the JSON summary.
+
+    `config` adds the rule's settings and, per benchmark, the items too short to ever match;
+    `extra` is merged into the summary (e.g. the audit's input counts)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    matches = read_matches(matches_dir)
+    with AtomicParquetWriter(out_dir / "contamination.parquet", MATCH_SCHEMA) as writer:
+        for row in matches.select(MATCH_SCHEMA.names).to_pylist():
+            writer.write(row)
+    rows = matches.to_pylist()
+    summary = _summary(rows, docs_scanned, benchmarks, config) | (extra or {})
+    write_json_atomic(out_dir / "contamination.json", summary)
+    html = _html(summary, rows, benchmarks)
+    tmp = out_dir / ".contamination.html.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out_dir / "contamination.html")
+    return summary
+
+
+def _summary(rows: list[dict], docs_scanned: int, benchmarks: Sequence[Benchmark], config: DecontamConfig | None) -> dict[str, Any]:
+    items_hit, docs_hit = defaultdict(set), defaultdict(set)
+    for row in rows:
+        items_hit[row["benchmark"]].add(row["item_id"])
+        docs_hit[row["benchmark"]].add(row["doc_id"])
+    short: dict[str, int] = {}
+    if config is not None:
+        tokenizer = load_tokenizer(config.tokenizer)
+        short = {b.name: sum(len(tokenizer.tokens(t)) < config.min_tokens for t in b.texts) for b in benchmarks}
+    per_benchmark = {}
+    for b in benchmarks:
+        items = len(b.texts)
+        per_benchmark[b.name] = {
+            "source": b.source,
+            "items": items,
+            "items_too_short": short.get(b.name),
+            "items_hit": len(items_hit[b.name]),
+            "docs_hit": len(docs_hit[b.name]),
+            "rate": len(items_hit[b.name]) / items,  # share of the benchmark found in the corpus
+            "doc_rate": len(docs_hit[b.name]) / docs_scanned if docs_scanned else 0.0,
+        }
+    contaminated = len({row["doc_id"] for row in rows})
+    summary: dict[str, Any] = {
+        "docs_scanned": docs_scanned,
+        "docs_contaminated": contaminated,
+        "contaminated_rate": contaminated / docs_scanned if docs_scanned else 0.0,
+        "matches": len(rows),
+        "benchmarks": per_benchmark,
+    }
+    if config is not None:
+        summary["settings"] = config.model_dump(mode="json", exclude={"enabled", "action"})
+    return summary
+
+
+def _highlight(text: str, others: list[str]) -> str:
+    """`text` HTML-escaped, with the word tokens that are in `others`' LCS alignment marked."""
+    words = WordTokenizer()
+    spans, tokens = words.spans(text), words.tokens(text)
+    if len(tokens) * len(others) <= _ALIGN_CELLS:
+        marked = {i for i, _ in lcs_pairs(tokens, others)}
+    else:
+        vocabulary = set(others)
+        marked = {i for i, t in enumerate(tokens) if t in vocabulary}
+    out, at = [], 0
+    for i, (start, end) in enumerate(spans):
+        if i in marked:
+            out.append(escape(text[at:start]) + "<mark>" + escape(text[start:end]) + "</mark>")
+            at = end
+    out.append(escape(text[at:]))
+    return "".join(out)
+
+
+def _examples(rows: list[dict], benchmarks: Sequence[Benchmark]) -> dict[str, list[tuple[dict, str]]]:
+    """Up to EXAMPLES_PER_BENCHMARK matches per benchmark, the closest first, with their item text."""
+    texts = {(b.name, item_id): text for b in benchmarks for item_id, text in zip(b.item_ids, b.texts)}
+    chosen: dict[str, list[tuple[dict, str]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (-r["lcs"] / r["item_tokens"], r["doc_id"], r["benchmark"], r["item_id"])):
+        if len(chosen[row["benchmark"]]) < EXAMPLES_PER_BENCHMARK:
+            chosen[row["benchmark"]].append((row, texts.get((row["benchmark"], row["item_id"]), "")))
+    return chosen
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin:1em 0 2em}
+.pair pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;border:1px solid #ddd;max-height:24em;overflow:auto}
+mark{background:#ffe27a}.meta{color:#555;font-size:90%}
+"""
+
+
+def _html(summary: dict[str, Any], rows: list[dict], benchmarks: Sequence[Benchmark]) -> str:
+    header = ["benchmark", "items", "too short", "items hit", "docs hit", "item rate", "doc rate"]
+    body = []
+    for name, b in summary["benchmarks"].items():
+        cells = [name, b["items"], "-" if b["items_too_short"] is None else b["items_too_short"], b["items_hit"],
+                 b["docs_hit"], f"{100 * b['rate']:.2f}%", f"{100 * b['doc_rate']:.3f}%"]
+        body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Contamination report</title>",
+        f"<style>{_STYLE}</style></head><body><h1>Contamination report</h1>",
+        f"<p>{summary['docs_scanned']:,} documents scanned, {summary['docs_contaminated']:,} contaminated "
+        f"({100 * summary['contaminated_rate']:.3f}%), {summary['matches']:,} (document, item) matches.</p>",
+    ]
+    if "settings" in summary:
+        settings = ", ".join(f"{k}={v}" for k, v in summary["settings"].items())
+        parts.append(f"<p class='meta'>Rule: {escape(settings)}</p>")
+    parts.append("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+    parts += body
+    parts.append("</tbody></table>")
+    words = WordTokenizer()
+    for name, examples in _examples(rows, benchmarks).items():
+        parts.append(f"<h2>{escape(name)}: examples</h2>")
+        for row, item_text in examples:
+            meta = (f"document {row['doc_id']} · item {row['item_id']} · LCS {row['lcs']} of {row['item_tokens']} item tokens"
+                    f" in a {row['window_tokens']}-token window · chars {row['start_char']}-{row['end_char']}")
+            item_html = _highlight(item_text, words.tokens(row["text"]))
+            text_html = _highlight(row["text"], words.tokens(item_text))
+            parts.append(f"<p class='meta'>{escape(meta)}</p><div class='pair'><div><b>test item</b><pre>{item_html}</pre></div>"
+                         f"<div><b>matched text</b><pre>{text_html}</pre></div></div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def run_audit(
+    spec: Path,
+    corpus: list[str],
+    output: Path,
+    config: DecontamConfig,
+    engine: EngineConfig,
+    text_field: str = "text",
+    id_field: str = "id",
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Audit `corpus` (JSONL or Parquet files or globs) against the benchmarks of `spec`."""
+    console = console or Console()
+    spec = resolve_path(spec).resolve()
+    benchmarks = load_benchmarks(spec)  # errors before any work starts
+    config = config.model_copy(update={"benchmarks": str(spec), "action": "annotate"})
+    input_config = InputConfig(paths=list(corpus), text_field=text_field, id_field=id_field)
+    output = Path(output)
+    work = output / "audit_work"
+    shutil.rmtree(work, ignore_errors=True)  # a rerun must not reuse matches of another spec or corpus
+    configure_logging(work / "audit.log")
+    shards = plan_shards(input_config, min_shards=default_workers(engine))
+    if shards:
+        steps = [
+            ShardReader(shards, input_config, str(work / "quarantine"), str(work / "counts")),
+            ContaminationFilter(config, work / "matches"),
+        ]
+        run_steps("audit", steps, len(shards), engine, work / "logs", show_progress)
+    counts = [json.loads(p.read_text()) for p in sorted((work / "counts").glob("*.json"))]
+    scanned = sum(c["documents"] for c in counts)
+    extra = {"records": sum(c["records"] for c in counts), "quarantined": sum(c["quarantined"] for c in counts)}
+    summary = write_contamination_reports(work / "matches", scanned, benchmarks, output, config, extra)
+    _print_summary(console, summary, output)
+    return summary
+
+
+def _print_summary(console: Console, summary: dict[str, Any], output: Path) -> None:
+    table = Table(title="Contamination (LCS rule)")
+    for column in ("benchmark", "items", "too short", "items hit", "docs hit", "item rate"):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, b in summary["benchmarks"].items():
+        short = "-" if b["items_too_short"] is None else f"{b['items_too_short']:,}"
+        table.add_row(Text(name), f"{b['items']:,}", short, f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.2f}%")
+    console.print(table)
+    console.print(
+        f"{summary['docs_scanned']:,} documents scanned ({summary.get('quarantined', 0):,} records quarantined), "
+        f"{summary['docs_contaminated']:,} contaminated; reports in {output}/contamination.{{parquet,json,html}}",
+        markup=False,
+    )

@@ -1,0 +1,82 @@
+"""P5 decontamination: the exact LCS rule against benchmark test sequences (see decontam/).
+
+`ContaminationFilter` tags every document with `metadata["contamination"]` (its matches, [] when
+clean) and, with `action: drop`, sends contaminated ones to rejected/decontam (reason
+"contaminated"); with `action: annotate` it keeps them. Every task writes its match rows to
+matches_dir/<rank>.parquet, which the audit reports read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from decontam.benchmarks import load_benchmarks
+from decontam.index import BenchmarkIndex
+from pipeline.config import DecontamConfig, resolve_path
+from pipeline.docio import AtomicParquetWriter, RejectWriter, task_file
+
+MATCH_FIELDS = [
+    ("doc_id", pa.string()),
+    ("benchmark", pa.string()),
+    ("item_id", pa.string()),
+    ("lcs", pa.int64()),
+    ("window_tokens", pa.int64()),
+    ("item_tokens", pa.int64()),
+    ("start_char", pa.int64()),
+    ("end_char", pa.int64()),
+]
+MATCH_SCHEMA = pa.schema(MATCH_FIELDS)  # contamination.parquet, as in DESIGN.md
+# Task files also keep the matched text, so the HTML report needs no second pass over the corpus.
+TASK_MATCH_SCHEMA = pa.schema([*MATCH_FIELDS, ("text", pa.string())])
+_TEXT_CHARS = 4000
+
+# One index per worker process and setting: datatrove unpickles the step for every task, and
+# building the index for large benchmarks takes seconds.
+_INDEXES: dict[tuple[Any, ...], BenchmarkIndex] = {}
+
+
+def benchmark_index(spec: Path, config: DecontamConfig) -> BenchmarkIndex:
+    key = (str(spec), spec.stat().st_mtime_ns, config.mode, config.window_factor, config.min_tokens, config.ratio, config.tokenizer)
+    if key not in _INDEXES:
+        _INDEXES[key] = BenchmarkIndex(load_benchmarks(spec), config)
+    return _INDEXES[key]
+
+
+class ContaminationFilter(BaseFilter):
+    name = "🧪 LCS decontamination"
+
+    def __init__(self, config: DecontamConfig, matches_dir: str | Path, exclusion_writer: RejectWriter | None = None):
+        super().__init__(exclusion_writer)
+        self.config = config
+        # Resolved now, on the driver: workers may run in another folder.
+        self.spec = str(resolve_path(config.benchmarks).resolve())
+        self.matches_dir = str(matches_dir)
+        self._index: BenchmarkIndex | None = None
+        self._matches: AtomicParquetWriter | None = None
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if self._index is None:
+            self._index = benchmark_index(Path(self.spec), self.config)
+        with AtomicParquetWriter(task_file(self.matches_dir, rank), TASK_MATCH_SCHEMA) as self._matches:
+            yield from super().run(data, rank, world_size)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        matches = self._index.scan(doc.text)
+        doc.metadata["contamination"] = matches
+        if not matches:
+            return True
+        self.stat_update("contaminated")
+        for match in matches:
+            self.stat_update(f"matches_{match['benchmark']}")
+            text = doc.text[match["start_char"] : match["end_char"]][:_TEXT_CHARS]
+            self._matches.write({"doc_id": doc.id, **match, "text": text})
+        if self.config.action == "annotate":
+            return True
+        top = max(matches, key=lambda m: m["lcs"] / m["item_tokens"])
+        doc.metadata["reject_details"] = {**top, "matches": len(matches)}
+        return False, "contaminated"

@@ -1,0 +1,271 @@
+"""Decontamination core: tokenizer definition, the exact rule against a brute-force DP reference,
+planted synthetic copies, and benchmark spec loading."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from decontam.benchmarks import BenchmarkError, load_benchmarks
+from decontam.index import BenchmarkIndex, CandidateIndex
+from decontam.lcs import brute_force_matches, lcs_dp, lcs_length, required_lcs, window_length
+from decontam.tokenize import WordTokenizer, load_tokenizer
+from pipeline.config import ConfigError, DecontamConfig
+from pipeline.synth import SHARED_POOLS, benchmark_items, edit_words
+
+WORDS = WordTokenizer()
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def test_words_tokenizer_is_nfkc_lowercase_word_runs():
+    assert WORDS.tokens("Ｈｅｌｌｏ, WORLD! snake_case ﬁne x² 3.14") == ["hello", "world", "snake_case", "fine", "x2", "3", "14"]
+    text = "Café — ΣΟΦΟΣ said: ½ done"
+    assert [text[a:b] for a, b in WORDS.spans(text)] == ["Café", "ΣΟΦΟΣ", "said", "½", "½", "done"]
+    assert WORDS.tokens(text) == ["café", "σοφος", "said", "1", "2", "done"]
+
+
+def test_word_spans_line_up_with_tokens_on_random_unicode():
+    pool = list("abcXYZ019_ ") + ["\u00a0", "\u0301", "\u0327", "ﬁ", "Ａ", "²", "½", "İ", "Σ", "ß", "\u1100", "\u1161", "한", "\n", "-", "é", "\u3000"]
+    rng = random.Random(5)
+    for _ in range(2000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        tokens, spans = WORDS.tokens(text), WORDS.spans(text)
+        assert len(tokens) == len(spans), text
+        for token, (a, b) in zip(tokens, spans):
+            # a slice can change a final sigma's context, nothing else
+            assert token.replace("ς", "σ") in "".join(WORDS.tokens(text[a:b])).replace("ς", "σ"), (text, token)
+
+
+def test_hf_tokenizer_from_local_file(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate(["[UNK]", *"the quick brown fox jumps over lazy dog again and".split()])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    hf = load_tokenizer(str(tmp_path / "tokenizer.json"))
+    text = "the quick brown fox jumps"
+    assert hf.tokens(text) == [1, 2, 3, 4, 5]
+    assert [text[a:b] for a, b in hf.spans(text)] == text.split()
+    with pytest.raises(ConfigError, match="tokenizer"):
+        load_tokenizer(str(tmp_path / "missing.json"))
+
+
+# ---------------------------------------------------------------- the rule
+
+
+def test_required_lcs_uses_the_decimal_ratio():
+    assert required_lcs(13, 0.6, 25, 25) == 15  # 0.6 x 25 = 15 exactly, not 15.000000000000002
+    assert required_lcs(13, 0.6, 20, 100) == 13  # 12 < 13
+    assert required_lcs(13, 0.6, 200, 30) == 18
+    assert required_lcs(13, 0.7, 10, 10) == 13
+
+
+def test_lcs_length_agrees_with_dp():
+    rng = random.Random(1)
+    for _ in range(300):
+        a = [rng.randrange(6) for _ in range(rng.randint(0, 40))]
+        b = [rng.randrange(6) for _ in range(rng.randint(0, 40))]
+        assert lcs_length(a, b) == lcs_dp(a, b)
+
+
+def _check(doc: list, items: list[list], config: DecontamConfig, common_tokens: int = 64) -> dict[int, int]:
+    """The index's result equals the brute force, and every reported span holds its LCS."""
+    index = CandidateIndex(items, config, common_tokens=common_tokens)
+    hits = index.find(doc)
+    got = {h.item: h.lcs for h in hits}
+    expected = brute_force_matches(doc, items, config.mode, config.window_factor, config.min_tokens, config.ratio)
+    assert got == expected
+    for hit in hits:
+        assert lcs_dp(doc[hit.start : hit.end], items[hit.item]) == hit.lcs
+        window = window_length(config.window_factor, len(items[hit.item])) if config.mode == "window" else len(doc)
+        assert hit.window_tokens == min(window, len(doc))
+    return got
+
+
+@pytest.mark.parametrize("mode", ["window", "document"])
+def test_index_equals_brute_force_on_random_cases(mode):
+    rng = random.Random(11 if mode == "window" else 12)
+    positives = 0
+    for _ in range(500):
+        vocab = rng.choice([3, 8, 30])
+        items = [[rng.randrange(vocab) for _ in range(rng.randint(5, 22))] for _ in range(rng.randint(1, 6))]
+        doc = [rng.randrange(vocab + 5) for _ in range(rng.randint(0, 70))]
+        if rng.random() < 0.6:  # an edited copy of an item somewhere
+            copy = [t if rng.random() > 0.1 else rng.randrange(vocab + 5) for t in rng.choice(items) if rng.random() > 0.15]
+            at = rng.randint(0, len(doc))
+            doc[at:at] = copy
+        config = DecontamConfig(
+            mode=mode, min_tokens=rng.choice([5, 8, 13]), ratio=rng.choice([0.5, 0.6, 0.8, 1.0]),
+            window_factor=rng.choice([1.0, 1.5, 2.0]),
+        )
+        positives += bool(_check(doc, items, config, common_tokens=rng.choice([0, 1, 3, 10, 64])))
+    assert positives > 100  # the cases exercise both outcomes
+
+
+def _filler(rng: random.Random, n: int) -> list[str]:
+    return [f"f{rng.randrange(10_000)}" for _ in range(n)]
+
+
+ITEM = [f"w{i}" for i in range(25)]  # 25 distinct tokens: the rule needs 15 in a 50-token window
+
+
+@pytest.mark.parametrize("mode", ["window", "document"])
+def test_adversarial_cases(mode):
+    rng = random.Random(3)
+    config = DecontamConfig(mode=mode)
+    # gaps: every item token separated by one filler token -> still a subsequence in a 50-token window
+    gapped = [t for w in ITEM for t in (w, *_filler(rng, 1))]
+    assert _check(_filler(rng, 40) + gapped + _filler(rng, 40), [ITEM], config) == {0: 25}
+    # reordering: reversed item shares all tokens but its LCS is 1
+    assert _check(_filler(rng, 10) + ITEM[::-1] + _filler(rng, 10), [ITEM], config) == {}
+    # 12 vs 13 tokens: a verbatim 12-token item never matches, a 13-token one does
+    assert _check(ITEM[:12], [ITEM[:12]], config) == {}
+    assert _check(ITEM[:13], [ITEM[:13]], config) == {0: 13}
+    # items shorter than 13 tokens never match, whatever the document
+    assert _check(ITEM[:12] * 5, [ITEM[:12], ITEM[:5]], config) == {}
+    # ratio exactly at 0.6: 15 of 25 tokens matches, 14 does not
+    fifteen = ITEM[:15] + _filler(rng, 10)
+    assert _check(_filler(rng, 60) + fifteen + _filler(rng, 60), [ITEM], config) == {0: 15}
+    assert _check(_filler(rng, 60) + ITEM[:14] + _filler(rng, 60), [ITEM], config) == {}
+    assert _check(ITEM[:15], [ITEM], config) == {0: 15}  # a 15-token document: min(|s_t|, |s_e|) = 15, 15 >= 13
+    # long documents: copies at the very start and end of 5,000 tokens
+    long_doc = ITEM + _filler(rng, 5000) + ITEM[5:]
+    assert _check(long_doc, [ITEM, ITEM[5:]], config) == {0: 25, 1: 20}
+    # ... where document mode also flags a document that only holds the item's tokens far apart
+    spread = [t for w in ITEM for t in (w, *_filler(rng, 30))]
+    assert _check(spread, [ITEM], config) == ({} if mode == "window" else {0: 25})
+
+
+def test_window_mode_flags_less_than_document_mode_on_unrelated_text():
+    rng = random.Random(8)
+    common = [f"c{i}" for i in range(40)]
+    items = [[rng.choice(common) for _ in range(20)] for _ in range(30)]
+    docs = [[rng.choice(common) for _ in range(1000)] for _ in range(5)]
+    flagged = {}
+    for mode in ("window", "document"):
+        index = CandidateIndex(items, DecontamConfig(mode=mode))
+        flagged[mode] = sum(bool(index.find(d)) for d in docs)
+    assert flagged["document"] == 5 and flagged["window"] == 0
+
+
+def test_unicode_text_matches_through_nfkc_and_case():
+    item = "Ｗｈｉｃｈ ﬁeld of Café science studies the ΣΟΦΟΣ behaviour of gases under extreme pressure and heat?"
+    index = BenchmarkIndex([_bench("uni", [item])], DecontamConfig())
+    doc = "Intro text here.\n\nwhich field of café SCIENCE studies the σοφος behaviour of gases under extreme pressure and heat? More."
+    (row,) = index.scan(doc)
+    assert row["lcs"] == row["item_tokens"] == 16
+    assert doc[row["start_char"] : row["end_char"]].startswith("which field") and doc[row["end_char"] - 4 : row["end_char"]] == "heat"
+
+
+def _bench(name: str, texts: list[str]):
+    from decontam.benchmarks import Benchmark
+
+    return Benchmark(name=name, source="test", item_ids=tuple(str(i) for i in range(len(texts))), texts=tuple(texts))
+
+
+# ---------------------------------------------------------------- planted synthetic copies
+
+
+def test_planted_synth_copies_are_found(small_corpus):
+    index = BenchmarkIndex(load_benchmarks(small_corpus / "benchmarks.yaml"), DecontamConfig())
+    planted = flagged = 0
+    for line in (small_corpus / "corpus.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        found = {(r["benchmark"], r["item_id"]) for r in index.scan(record["text"])}
+        for plant in record["meta"]["planted"]:
+            planted += 1
+            assert (plant["benchmark"], plant["item_id"]) in found
+        flagged += bool(found)
+        assert bool(found) == bool(record["meta"]["planted"]), record["id"]
+    assert planted >= 3 and flagged == planted
+
+
+def test_edited_copies_of_every_item_are_found():
+    items = benchmark_items()
+    texts = [f"{i['question']} {i['answer']}" for i in items]
+    index = BenchmarkIndex([_bench("synthbench", texts)], DecontamConfig())
+    rng = np.random.default_rng(0)
+    pool = SHARED_POOLS["g"] + SHARED_POOLS["r"]
+    filler = " ".join(pool[: 60])
+    for n, text in enumerate(texts):
+        for rate in (0.0, 0.1, 0.2):
+            doc = f"{filler}\n\n{edit_words(rng, text, rate, pool)}\n\n{filler}"
+            assert str(n) in {r["item_id"] for r in index.scan(doc)}, (n, rate)
+
+
+# ---------------------------------------------------------------- benchmark specs
+
+
+def _spec(folder: Path, entries: list[dict]) -> Path:
+    path = folder / "spec.yaml"
+    path.write_text(json.dumps({"benchmarks": entries}))
+    return path
+
+
+def test_presets_and_formats(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gsm.jsonl").write_text(json.dumps({"question": "Q one?", "answer": "A"}) + "\n\n" + json.dumps({"question": "Q two?", "answer": "B"}) + "\n")
+    with gzip.open(data / "he.jsonl.gz", "wt") as fh:
+        fh.write(json.dumps({"task_id": "HumanEval/0", "prompt": "def f():", "canonical_solution": "  return 1"}) + "\n")
+    pq.write_table(pa.Table.from_pylist([{"question": "Which?", "choices": ["a", "b"], "answer": 0}]), data / "mmlu.parquet")
+    (data / "orig_0.csv").write_text('"What, exactly?",yes,no,maybe,never,A\n')
+    (data / "arc.json").write_text(json.dumps([{"id": "arc-1", "question": {"stem": "Why?", "choices": [{"text": "x"}, {"text": "y"}]}}]))
+    spec = _spec(tmp_path, [
+        {"name": "gsm8k", "path": "data/gsm.jsonl", "preset": "gsm8k"},
+        {"name": "he", "path": "data/he.jsonl.gz", "preset": "HumanEval"},
+        {"name": "mmlu_hf", "path": "data/mmlu.parquet", "preset": "mmlu"},
+        {"name": "mmlu_orig", "path": "data/orig_*.csv", "preset": "mmlu"},
+        {"name": "arc", "path": "data/arc.json", "preset": "arc"},
+        {"name": "custom", "path": str(data / "gsm.jsonl"), "fields": ["question", "answer"], "id": None},
+    ])
+    got = {b.name: (b.item_ids, b.texts) for b in load_benchmarks(spec)}
+    assert got["gsm8k"] == (("0", "1"), ("Q one?", "Q two?"))
+    assert got["he"] == (("HumanEval/0",), ("def f():\n  return 1",))
+    assert got["mmlu_hf"] == (("0",), ("Which?\na\nb",))
+    assert got["mmlu_orig"] == (("0",), ("What, exactly?\nyes\nno\nmaybe\nnever",))
+    assert got["arc"] == (("arc-1",), ("Why?\nx\ny",))
+    assert got["custom"] == (("0", "1"), ("Q one?\nA", "Q two?\nB"))
+
+
+@pytest.mark.parametrize(
+    "entry, files, message",
+    [
+        ({"name": "gone", "path": "nope/*.jsonl", "fields": ["q"]}, {}, "benchmark 'gone': no file matches"),
+        ({"name": "nofield", "path": "a.jsonl", "fields": ["question"]}, {"a.jsonl": '{"q": "x"}\n'}, "benchmark 'nofield': missing field"),
+        ({"name": "later", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": '{"q": "x"}\n{"z": 1}\n'}, "field 'q' is missing in .* record 2"),
+        ({"name": "empty", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": "\n"}, "benchmark 'empty': .*holds no records"),
+        ({"name": "badjson", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": '{"q": "x"}\n{oops\n'}, "benchmark 'badjson': .*a.jsonl:2: bad JSON"),
+        ({"name": "p", "path": "a.jsonl", "preset": "nosuch"}, {"a.jsonl": '{"q": "x"}\n'}, "unknown preset 'nosuch'"),
+        ({"name": "k", "path": "a.jsonl", "fields": ["q"], "colour": 1}, {"a.jsonl": '{"q": "x"}\n'}, "unknown key"),
+        ({"name": "nof", "path": "a.jsonl"}, {"a.jsonl": '{"q": "x"}\n'}, "give 'fields' or a 'preset'"),
+        ({"name": "dup", "path": "a.jsonl", "fields": ["q"], "id": "i"}, {"a.jsonl": '{"q": "x", "i": 1}\n{"q": "y", "i": 1}\n'}, "repeated values"),
+        ({"name": "ext", "path": "a.txt", "fields": ["q"]}, {"a.txt": "x\n"}, "unsupported benchmark file type"),
+        ({"name": "obj", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": '{"q": {"deep": 1}}\n'}, "dotted path"),
+    ],
+)
+def test_bad_specs_name_the_benchmark(tmp_path, entry, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(BenchmarkError, match=message):
+        load_benchmarks(_spec(tmp_path, [entry]))
+
+
+def test_bad_spec_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read benchmark spec"):
+        load_benchmarks(tmp_path / "missing.yaml")
+    (tmp_path / "a.jsonl").write_text('{"q": "x"}\n')
+    with pytest.raises(BenchmarkError, match="appears twice"):
+        load_benchmarks(_spec(tmp_path, [{"name": "x", "path": "a.jsonl", "fields": ["q"]}] * 2))
+    with pytest.raises(BenchmarkError, match="non-empty list under 'benchmarks:'"):
+        load_benchmarks(_spec(tmp_path, []))
