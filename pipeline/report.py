@@ -7,7 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from pipeline.domain_mix import domain_mix_tables
 from pipeline.rundir import RunDir
 
 
@@ -37,6 +39,27 @@ def conservation_line(funnel: dict) -> str:
     )
 
 
+def dedup_line(report: dict) -> str:
+    p = report["parameters"]
+    return (
+        f"dedup: {report['removed']:,} of {report['documents_in']:,} documents removed as near-duplicates, "
+        f"{report['clusters']:,} clusters (largest {max(map(int, report['cluster_size_histogram']), default=0)}); "
+        f"{p['bands']} bands x {p['rows']} rows, threshold ~{p['lsh_threshold']}"
+    )
+
+
+def contamination_table(summary: dict) -> Table:
+    table = Table(
+        title=f"Contamination: {summary['docs_contaminated']:,} of {summary['docs_scanned']:,} documents",
+        title_justify="left",
+    )
+    for column in ("benchmark", "items", "items hit", "docs hit", "items hit %"):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, b in sorted(summary["benchmarks"].items()):
+        table.add_row(Text(name), f"{b['items']:,}", f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.1f}")
+    return table
+
+
 def print_report(run_dir: Path, console: Console) -> int:
     """Print every report the run has; returns the exit code (2 when the folder is not a run)."""
     run = RunDir(run_dir)
@@ -47,6 +70,15 @@ def print_report(run_dir: Path, console: Console) -> int:
     funnel = json.loads(funnel_path.read_text())
     console.print(funnel_table(funnel))
     console.print(conservation_line(funnel))
+    if (run.mixture / "manifest.json").is_file():
+        for table in domain_mix_tables(run.root):
+            console.print(table)
+    dedup_path = run.reports / "dedup.json"
+    if dedup_path.is_file():
+        console.print(dedup_line(json.loads(dedup_path.read_text())))
+    contamination_path = run.reports / "contamination.json"
+    if contamination_path.is_file():
+        console.print(contamination_table(json.loads(contamination_path.read_text())))
     for name in ("domain_mix.html", "contamination.html"):
         if (run.reports / name).is_file():
             console.print(f"report: {run.reports / name}")
