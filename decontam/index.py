@@ -1,18 +1,21 @@
 """Candidate generation that cannot miss, and the exact window search.
 
-Candidates: a (document, item) pair with |LCS| >= k shares at least k tokens as multisets. Sort an
-item's n tokens by rarity (how many items hold the token; rarest first): if the document held none
-of the first n - k + 1, at most k - 1 tokens could be shared. So an inverted index over those
-*prefix* tokens finds every pair that can satisfy the rule (prefix filtering, as in
-similarity joins). The required k grows with min(|s_t|, |s_e|), so documents shorter than an item
-also probe a longer "loose" prefix, checked against their own length.
+Candidates: a (document, item) pair with |LCS| >= k shares at least k tokens as multisets. Token
+ids are ranks by rarity (how many items hold the token), so sorting an item's n tokens puts the
+rarest first. Its *prefix* is every token but the few most frequent ones, and at least the first
+n - k + 1. A document can then only reach k shared tokens if it shares need = p - (n - k) >= 1
+of the p prefix tokens (the n - p others count at most once each): an inverted index over prefix
+tokens counts that for every item at once (prefix filtering with a count bound, as in similarity
+joins), so no pair that satisfies the rule is dropped. k shrinks with min(|s_t|, |s_e|), so
+documents shorter than an item also probe a "loose" index over the later tokens of the classic
+n - k + 1 prefix, checked against their own length.
 
-Then, per candidate: the multiset overlap with the whole document must reach k (one vectorised
-pass over all candidates), then the LCS is computed exactly with rapidfuzz. In window mode only
-windows *starting at a token of the item* (or the last window) need a check: moving a window's start
-right over tokens that are not in the item only drops tokens that cannot be in the LCS and adds
-tokens at the end, so the LCS cannot shrink. Those windows must also hold k of the item's tokens;
-windows that overlap are first checked together (the LCS of their union bounds each of them).
+Then, per candidate: the exact multiset overlap with the document must reach k (one vectorised pass
+over all candidates), then the LCS is computed exactly with rapidfuzz. In window mode only windows
+*starting at a token of the item* (or the last window) need a check: moving a window's start right
+over tokens that are not in the item only drops tokens that cannot be in the LCS and adds tokens at
+the end, so the LCS cannot shrink. Those windows must also hold k of the item's tokens; windows
+that overlap are first checked together (the LCS of their union bounds each of them).
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ UNKNOWN = -1  # id of document tokens that no item holds: they can never be part
 
 @dataclass(frozen=True)
 class Hit:
-    """One contaminating item in a document; tokens [start, end) span the shared tokens of the
-    best window (the earliest window with the largest LCS)."""
+    """One contaminating item in a document. The best window is the earliest with the largest LCS;
+    tokens [start, end) are the tightest span inside it that still holds that LCS."""
 
     item: int
     lcs: int
@@ -55,15 +58,14 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))
 
 
-def _csr(rows: dict[int, list[tuple[int, int]]], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """{key: [(a, b), ...]} -> (ptr over keys 0..size-1, a values, b values)."""
+def _csr(rows: dict[int, list], size: int, width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """{key: [entry, ...]} -> (ptr over keys 0..size-1, entries in key order); entries are ints,
+    or tuples of `width` ints (then one column each)."""
     ptr = np.zeros(size + 1, dtype=np.int64)
     for key, values in rows.items():
         ptr[key + 1] = len(values)
-    ptr = np.cumsum(ptr)
-    firsts = np.array([a for key in sorted(rows) for a, _ in rows[key]], dtype=np.int64)
-    seconds = np.array([b for key in sorted(rows) for _, b in rows[key]], dtype=np.int64)
-    return ptr, firsts, seconds
+    entries = np.array([entry for key in sorted(rows) for entry in rows[key]], dtype=np.int64)
+    return np.cumsum(ptr), entries.reshape(-1, width) if width > 1 else entries
 
 
 class CandidateIndex:
@@ -91,7 +93,7 @@ class CandidateIndex:
 
     def _build(self, eligible: list[int], common_from: int) -> None:
         count, vocab = len(self.items), len(self.vocab)
-        prefix: dict[int, list[tuple[int, int]]] = {}  # token -> [(item, times in the prefix)]
+        prefix: dict[int, list[int]] = {}  # token -> items, once per occurrence in the item's prefix
         loose: dict[int, list[tuple[int, int]]] = {}  # token -> [(item, first sorted position)]
         distinct: dict[int, list[tuple[int, int]]] = {}  # item -> [(token, times in the item)]
         self._prefix_len = np.zeros(count, dtype=np.int64)
@@ -104,8 +106,8 @@ class CandidateIndex:
             # least n - k + 1) holds p of them, it must share p - (n - k) with the prefix.
             p = max(n - k + 1, sum(1 for t in ids if t < common_from))
             self._prefix_len[i], self._need_full[i] = p, p - (n - k)
-            for token, times in Counter(ids[:p]).items():
-                prefix.setdefault(token, []).append((i, times))
+            for token in ids[:p]:  # a token twice in the prefix is posted twice
+                prefix.setdefault(token, []).append(i)
             first: dict[int, int] = {}
             for position in range(p, n - self.min_tokens + 1):
                 first.setdefault(ids[position], position)
@@ -119,10 +121,11 @@ class CandidateIndex:
         # under one key per token, a searchsorted finds each token's eligible run.
         for postings in loose.values():
             postings.sort(key=lambda entry: -self.lengths[entry[0]])
-        self._loose = _csr(loose, vocab)
-        ptr, items, _ = self._loose
+        self._loose = _csr(loose, vocab, width=2)
+        ptr, entries = self._loose
+        items = entries[:, 0]
         self._loose_key = np.repeat(np.arange(vocab), np.diff(ptr)) * (self._max_len + 1) + (self._max_len - self.lengths[items])
-        self._item_tokens = _csr(distinct, count)
+        self._item_tokens = _csr(distinct, count, width=2)
 
     def encode(self, tokens: Sequence[Hashable]) -> list[int]:
         get = self.vocab.get
@@ -131,14 +134,14 @@ class CandidateIndex:
     def candidates(self, ids: list[int]) -> np.ndarray:
         """Items that may contaminate a document of token ids `ids` (a superset of the true ones)."""
         doc = np.array(ids, dtype=np.int64)
-        tokens, counts = np.unique(doc[doc >= 0], return_counts=True)
-        return self._candidates(len(ids), tokens, counts)
+        return self._candidates(len(ids), np.unique(doc[doc >= 0]))
 
-    def _candidates(self, length: int, tokens: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        ptr, items, times = self._prefix
-        sizes = ptr[tokens + 1] - ptr[tokens]
-        flat = _ranges(ptr[tokens], sizes)
-        shared = np.bincount(items[flat], np.minimum(times[flat], np.repeat(counts, sizes)), minlength=len(self.items))
+    def _candidates(self, length: int, tokens: np.ndarray) -> np.ndarray:
+        # Upper bound of the prefix tokens shared (a document's count is not capped at the item's):
+        # two passes over the postings; the exact multiset overlap of the few candidates follows.
+        ptr, items = self._prefix
+        posted = [items[a:b] for a, b in zip(ptr[tokens].tolist(), ptr[tokens + 1].tolist()) if b > a]
+        shared = np.bincount(np.concatenate(posted), minlength=len(self.items)) if posted else np.zeros(len(self.items), np.int64)
         if length >= self._max_len:
             return np.flatnonzero(shared >= self._need_full)
         # Items longer than the document need fewer shared tokens (k depends on min(|s_t|, |s_e|)),
@@ -146,11 +149,11 @@ class CandidateIndex:
         longer = self.lengths > length
         k = required_lcs(self.min_tokens, self.ratio, length, length)
         need = np.where(longer, self._prefix_len - self.lengths + k, self._need_full)
-        ptr, items, positions = self._loose
+        ptr, entries = self._loose
         ends = np.searchsorted(self._loose_key, tokens * (self._max_len + 1) + (self._max_len - length))
-        flat = _ranges(ptr[tokens], ends - ptr[tokens])
+        items, positions = entries[_ranges(ptr[tokens], ends - ptr[tokens])].T
         loose = np.zeros(len(self.items), dtype=bool)
-        loose[items[flat][positions[flat] <= self.lengths[items[flat]] - k]] = True
+        loose[items[positions <= self.lengths[items] - k]] = True
         return np.flatnonzero((shared >= np.maximum(need, 1)) | ((need <= 0) & longer & ((shared >= 1) | loose)))
 
     def find(self, tokens: Sequence[Hashable]) -> list[Hit]:
@@ -161,7 +164,7 @@ class CandidateIndex:
         ids = self.encode(tokens)
         doc = np.array(ids, dtype=np.int64)
         uniq, counts = np.unique(doc[doc >= 0], return_counts=True)
-        cands = self._candidates(length, uniq, counts)
+        cands = self._candidates(length, uniq)
         if not len(cands):
             return []
         train = np.minimum(self._windows[cands], length) if self.window else np.full(len(cands), length)
@@ -181,7 +184,8 @@ class CandidateIndex:
 
     def _overlap(self, cands: np.ndarray) -> np.ndarray:
         """Multiset overlap of each candidate with the document (whose counts are in _counts)."""
-        ptr, tokens, times = self._item_tokens
+        ptr, entries = self._item_tokens
+        tokens, times = entries[:, 0], entries[:, 1]
         sizes = ptr[cands + 1] - ptr[cands]
         flat = _ranges(ptr[cands], sizes)
         shared = np.minimum(self._counts[tokens[flat]], times[flat])
@@ -189,8 +193,8 @@ class CandidateIndex:
 
     def _positions(self, doc: np.ndarray, item: int) -> np.ndarray:
         """Positions of the document's tokens that occur in the item."""
-        ptr, tokens, _ = self._item_tokens
-        members = tokens[ptr[item] : ptr[item + 1]]
+        ptr, entries = self._item_tokens
+        members = entries[ptr[item] : ptr[item + 1], 0]
         self._member[members] = True
         try:
             return np.flatnonzero(self._member[doc])

@@ -1,0 +1,234 @@
+"""Exact LCS decontamination against a brute-force DP and a 13-gram exact-overlap lookup.
+
+    python benchmarks/bench_decontam.py [--synthetic-docs 5000] [--real-docs 2000] [--brute-pairs 30]
+
+All timings are process CPU time on one core, tokenization included, for the same documents:
+
+1. Synthetic corpus (pipeline.synth, planted synthbench copies verbatim and word-edited at 10% and
+   20%) against synthbench. Ours (`BenchmarkIndex.scan`, window mode); the 13-gram lookup (a set
+   of every item's word 13-grams, a document flagged when any of its 13-grams is in it, as
+   datatrove's NGramsDecontFilter); a naive exact scan without our index (rapidfuzz LCS on every
+   window of every pair, on a subsample of documents); and the brute-force DP reference
+   (`brute_force_matches`, every window of every pair) timed per pair on --brute-pairs random
+   (document, item) pairs and extrapolated to docs/s. Ours is checked against the brute force on
+   those pairs. Recall of the 13-gram lookup relative to the exact rule is counted on the
+   documents the rule flags, split by the planted copy's edit rate.
+2. Flag rates on text unrelated to the benchmark, window mode vs document mode.
+3. When /work/shared/data/benchmarks exists: the same on real benchmarks (GSM8K, MATH, MMLU,
+   HumanEval, MBPP, HellaSwag, ARC; presets) against real documents, plus 300 edited copies of
+   random real items planted into real documents, and the flag rates of unrelated real text per
+   benchmark in both modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from decontam.benchmarks import Benchmark, load_benchmark, load_benchmarks
+from decontam.index import BenchmarkIndex
+from decontam.lcs import brute_force_matches, lcs_length, required_lcs, window_length
+from decontam.tokenize import WordTokenizer
+from pipeline.config import DecontamConfig
+from pipeline.synth import SHARED_POOLS, edit_words, generate
+
+DATA = Path("/work/shared/data")
+REAL_SPECS = [
+    {"name": "gsm8k", "path": "gsm8k/test.jsonl", "preset": "gsm8k"},
+    {"name": "math", "path": "MATH/test.jsonl", "preset": "math"},
+    {"name": "mmlu", "path": "mmlu/test/*.csv", "preset": "mmlu"},
+    {"name": "humaneval", "path": "humaneval/HumanEval.jsonl.gz", "preset": "humaneval"},
+    {"name": "mbpp", "path": "mbpp/mbpp.jsonl", "preset": "mbpp"},
+    {"name": "hellaswag", "path": "hellaswag/hellaswag_val.jsonl", "preset": "hellaswag"},
+    {"name": "arc", "path": "arc_*/*.jsonl", "preset": "arc"},
+]
+NGRAM = 13
+WORDS = WordTokenizer()
+
+
+def cpu_time(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.process_time()
+    result = fn()
+    return result, time.process_time() - start
+
+
+class NgramLookup:
+    """The 13-gram exact-overlap baseline: flagged when a document shares any word 13-gram."""
+
+    def __init__(self, benchmarks: Sequence[Benchmark]):
+        self.grams = set()
+        for b in benchmarks:
+            for text in b.texts:
+                tokens = WORDS.tokens(text)
+                self.grams.update(zip(*(tokens[i:] for i in range(NGRAM))))
+
+    def flagged(self, text: str) -> bool:
+        tokens = WORDS.tokens(text)
+        return not self.grams.isdisjoint(zip(*(tokens[i:] for i in range(NGRAM))))
+
+
+def naive_scan(index: BenchmarkIndex, text: str, config: DecontamConfig) -> set[int]:
+    """The exact rule without the index: rapidfuzz on every window of every item."""
+    doc = index.index.encode(WORDS.tokens(text))
+    found = set()
+    for i, item in enumerate(index.index.items):
+        if len(item) < config.min_tokens:
+            continue
+        w = window_length(config.window_factor, len(item))
+        k = required_lcs(config.min_tokens, config.ratio, min(w, len(doc)), len(item))
+        if any(lcs_length(doc[s : s + w], item, k) for s in range(max(1, len(doc) - w + 1))):
+            found.add(i)
+    return found
+
+
+def rate(n: int, d: int) -> str:
+    return f"{n}/{d} ({100 * n / d:.1f}%)" if d else "0/0"
+
+
+Planted = tuple[float, tuple[str, str]] | None  # (edit rate, (benchmark, item id)) of a planted copy
+
+
+def compare(label: str, benchmarks: list[Benchmark], texts: list[str], planted: list[Planted], naive_docs: int,
+            args: argparse.Namespace) -> None:
+    """Throughput of ours vs the baselines, agreement with the brute force, 13-gram recall."""
+    config = DecontamConfig()
+    (index, build) = cpu_time(lambda: BenchmarkIndex(benchmarks, config))
+    items = len(index.refs)
+    print(f"\n== {label}: {len(texts)} documents, {items} items, index built in {build:.1f}s CPU")
+    rows, ours = cpu_time(lambda: [index.scan(t) for t in texts])
+    ngram = NgramLookup(benchmarks)
+    flags, base = cpu_time(lambda: [ngram.flagged(t) for t in texts])
+    sample = texts[:naive_docs]
+    naive, naive_t = cpu_time(lambda: [naive_scan(index, t, config) for t in sample])
+    # Half random pairs, half (document, planted item) pairs: the brute force sees both outcomes.
+    rng = random.Random(0)
+    refs = {ref: n for n, ref in enumerate(index.refs)}
+    with_plants = [(n, refs[p[1]]) for n, p in enumerate(planted) if p is not None]
+    pairs = [(rng.randrange(len(texts)), rng.randrange(items)) for _ in range(args.brute_pairs - args.brute_pairs // 2)]
+    pairs += rng.sample(with_plants, min(len(with_plants), args.brute_pairs // 2))
+    item_tokens = [WORDS.tokens(t) for b in benchmarks for t in b.texts]
+
+    def brute() -> list[bool]:
+        return [bool(brute_force_matches(WORDS.tokens(texts[d]), [item_tokens[i]], "window", 2.0, 13, 0.6)) for d, i in pairs]
+
+    brute_flags, brute_t = cpu_time(brute)
+    ours_pairs = [refs_hit(rows[d], refs, i) for d, i in pairs]
+    naive_agree = all({refs[(r["benchmark"], r["item_id"])] for r in rows[n]} == naive[n] for n in range(len(sample)))
+    per_pair = brute_t / len(pairs)
+    print(f"ours (index + exact LCS):  {len(texts) / ours:10.1f} docs/s")
+    print(f"13-gram lookup:            {len(texts) / base:10.1f} docs/s  -> ours takes {ours / base:.2f}x its time")
+    print(f"naive exact (no index):    {len(sample) / naive_t:10.2f} docs/s on {len(sample)} docs  -> ours {naive_t / len(sample) / (ours / len(texts)):,.0f}x faster; same matches: {naive_agree}")
+    print(f"brute-force DP reference:  {per_pair * 1000:10.1f} ms per (doc, item) pair on {len(pairs)} pairs"
+          f" -> {1 / (per_pair * items):.2e} docs/s; ours {per_pair * items / (ours / len(texts)):,.0f}x faster")
+    print(f"agreement with brute force on the sampled pairs: {sum(a == b for a, b in zip(ours_pairs, brute_flags))}/{len(pairs)}"
+          f" ({sum(brute_flags)} positive)")
+    flagged = [bool(r) for r in rows]
+    print(f"flagged: ours {rate(sum(flagged), len(texts))}, 13-gram {rate(sum(flags), len(texts))}")
+    both = sum(f and g for f, g in zip(flagged, flags))
+    print(f"13-gram recall relative to the exact rule (documents): {rate(both, sum(flagged))}")
+    for edit in sorted({p[0] for p in planted if p is not None}):
+        docs = [n for n, p in enumerate(planted) if p is not None and p[0] == edit]
+        print(f"  planted copies edited at {edit:.0%}: rule found {rate(sum(flagged[n] for n in docs), len(docs))},"
+              f" 13-gram found {rate(sum(flags[n] for n in docs), len(docs))}")
+
+
+def refs_hit(rows: list[dict], refs: dict, item: int) -> bool:
+    return any(refs[(r["benchmark"], r["item_id"])] == item for r in rows)
+
+
+def chunks(texts: list[str], words: int, count: int) -> list[str]:
+    """Consecutive documents joined into `count` chunks of at least `words` words."""
+    out, current, size = [], [], 0
+    for text in texts:
+        current.append(text)
+        size += len(WORDS.tokens(text))
+        if size >= words:
+            out.append("\n\n".join(current))
+            current, size = [], 0
+            if len(out) == count:
+                break
+    return out
+
+
+def mode_rates(label: str, benchmarks: list[Benchmark], texts: list[str], args: argparse.Namespace) -> None:
+    """Flag rates of text that holds no benchmark item, per benchmark, window vs document mode,
+    on the documents as they are and on 1,000- and 4,000-word chunks of them."""
+    print(f"\n-- {label}: flag rate of unrelated text, window vs document mode")
+    samples = {"documents": texts[: args.mode_docs], "1000-word chunks": chunks(texts, 1000, args.mode_chunks),
+               "4000-word chunks": chunks(texts, 4000, max(1, args.mode_chunks // 3))}
+    for name, sample in samples.items():
+        words = [len(WORDS.tokens(t)) for t in sample]
+        print(f"   {name}: {len(sample)}, {np.mean(words):.0f} words on average")
+    for b in benchmarks:
+        indexes = {mode: BenchmarkIndex([b], DecontamConfig(mode=mode)) for mode in ("window", "document")}
+        cells = []
+        for name, sample in samples.items():
+            flagged = {mode: sum(bool(index.scan(t)) for t in sample) for mode, index in indexes.items()}
+            cells.append(f"{name}: window {100 * flagged['window'] / len(sample):5.1f}% document {100 * flagged['document'] / len(sample):5.1f}%")
+        print(f"   {b.name:10s} " + " | ".join(cells))
+
+
+def synthetic(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp), docs=args.synthetic_docs, seed=1)
+        records = [json.loads(line) for line in (Path(tmp) / "corpus.jsonl").read_text().splitlines()]
+        benchmarks = load_benchmarks(Path(tmp) / "benchmarks.yaml")
+    texts = [r["text"] for r in records]
+    planted = [(p[0]["edit_rate"], (p[0]["benchmark"], p[0]["item_id"])) if (p := r["meta"]["planted"]) else None for r in records]
+    compare("synthetic corpus vs synthbench", benchmarks, texts, planted, args.naive_docs, args)
+    unrelated = [t for t, p in zip(texts, planted) if p is None]
+    mode_rates("synthetic", benchmarks, unrelated, args)
+
+
+def real(args: argparse.Namespace) -> None:
+    root = DATA / "benchmarks"
+    corpus = DATA / "corpus" / "real_corpus.jsonl.gz"
+    if not args.real_docs:
+        return
+    if not root.is_dir() or not corpus.is_file():
+        print(f"\n(no real data under {DATA}: real benchmarks skipped)")
+        return
+    benchmarks = [load_benchmark(spec, root, spec["name"]) for spec in REAL_SPECS]
+    with gzip.open(corpus, "rt") as fh:
+        texts = [json.loads(line)["text"] for _, line in zip(range(args.real_docs), fh)]
+    # Edited copies of random real items (>= 13 words) planted into real documents.
+    rng = np.random.default_rng(0)
+    pool = SHARED_POOLS["g"] + SHARED_POOLS["r"]
+    candidates = [(b.name, i, t) for b in benchmarks for i, t in zip(b.item_ids, b.texts) if 13 <= len(WORDS.tokens(t)) <= 400]
+    planted: list[Planted] = [None] * len(texts)
+    for n in rng.choice(len(texts), size=min(300, len(texts)), replace=False):
+        edit = float(rng.choice([0.0, 0.1, 0.2]))
+        name, item_id, item = candidates[int(rng.integers(len(candidates)))]
+        paragraphs = texts[n].split("\n")
+        paragraphs.insert(len(paragraphs) // 2, edit_words(rng, item, edit, pool))
+        texts[n], planted[n] = "\n".join(paragraphs), (edit, (name, item_id))
+    compare("real corpus vs real benchmarks", benchmarks, texts, planted, args.naive_real_docs, args)
+    unrelated = [t for t, p in zip(texts, planted) if p is None]
+    mode_rates("real", benchmarks, unrelated, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--synthetic-docs", type=int, default=5000)
+    parser.add_argument("--real-docs", type=int, default=2000)
+    parser.add_argument("--naive-docs", type=int, default=20, help="documents for the no-index exact scan (synthetic)")
+    parser.add_argument("--naive-real-docs", type=int, default=2, help="the same on real benchmarks (~20 s per document)")
+    parser.add_argument("--brute-pairs", type=int, default=30, help="(document, item) pairs for the DP reference")
+    parser.add_argument("--mode-docs", type=int, default=300, help="unrelated documents for the mode flag rates")
+    parser.add_argument("--mode-chunks", type=int, default=30, help="1,000-word chunks (a third as many 4,000-word ones)")
+    args = parser.parse_args()
+    synthetic(args)
+    real(args)
+
+
+if __name__ == "__main__":
+    main()
