@@ -109,7 +109,11 @@ def demo_run(tmp_path_factory) -> Path:
     item = benchmark_items()[0]
     # a clean document survives the heuristic filters, so the payload reaches the contamination report
     host = next(r for r in map(json.loads, (corpus / "corpus.jsonl").open()) if r["meta"]["kind"] == "clean" and r["meta"]["language"] == "en")
-    payload_doc = {"id": "payload-doc", "text": f"{host['text']}\n{PAYLOAD} {item['question']} {item['answer']} {PAYLOAD}"}
+    # (inside the matched span; C4 keeps only lines that end in terminal punctuation)
+    payload_doc = {
+        "id": "payload-doc",
+        "text": f"{host['text']}\n{item['question']} {PAYLOAD} {item['answer']} That was the question.",
+    }
     with (corpus / "corpus.jsonl").open("a") as fh:
         fh.write(json.dumps(payload_doc) + "\n")
     command = [sys.executable, "-m", "pipeline.cli", "demo", "--docs", "1500", "--output", str(run_dir),
