@@ -116,7 +116,8 @@ class CandidateIndex:
                 if token not in in_prefix:  # only documents shorter than the item need these
                     loose.setdefault(token, []).append((i, position))
             distinct[i] = list(Counter(ids).items())
-        self._prefix = _csr(prefix, vocab)
+        ptr, items = _csr(prefix, vocab)
+        self._prefix = ptr, items.astype(np.int32)  # half the bytes to concatenate per document
         # Loose postings are probed only for items longer than the document: sorted longest first
         # under one key per token, a searchsorted finds each token's eligible run.
         for postings in loose.values():
@@ -214,12 +215,19 @@ class CandidateIndex:
         starts = np.unique(np.minimum(positions[dense], length - w)).tolist()
         best, best_start = 0, -1
         for group in _overlapping(starts, w):
-            if len(group) > 1 and not lcs_length(ids[group[0] : group[-1] + w], sequence, k):
+            if best == len(sequence):
+                break
+            # The union's LCS bounds every window of the group: skip groups that cannot beat the
+            # best so far, and stop at the first window that reaches the bound.
+            bound = lcs_length(ids[group[0] : group[-1] + w], sequence, max(k, best + 1)) if len(group) > 1 else len(sequence)
+            if not bound:
                 continue
             for start in group:
-                lcs = lcs_length(ids[start : start + w], sequence, k)
+                lcs = lcs_length(ids[start : start + w], sequence, max(k, best + 1))
                 if lcs > best:
                     best, best_start = lcs, start
+                    if best == bound:
+                        break
         if not best:
             return None
         inside = positions[np.searchsorted(positions, best_start) : np.searchsorted(positions, best_start + w)]

@@ -50,8 +50,11 @@ class WordTokenizer:
         # context crosses it), so each whitespace-free chunk normalizes on its own.
         spans: list[tuple[int, int]] = []
         for chunk in _CHUNK.finditer(text):
-            if not chunk.group().isspace():
-                spans.extend(_chunk_spans(chunk.group(), chunk.start()))
+            piece, offset = chunk.group(), chunk.start()
+            if piece.isascii():
+                spans.extend((offset + m.start(), offset + m.end()) for m in _WORD.finditer(piece))
+            elif not piece.isspace():
+                spans.extend(_chunk_spans(piece, offset))
         return spans
 
 
