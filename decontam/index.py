@@ -132,12 +132,9 @@ class CandidateIndex:
         get = self.vocab.get
         return [get(t, UNKNOWN) for t in tokens]
 
-    def candidates(self, ids: list[int]) -> np.ndarray:
-        """Items that may contaminate a document of token ids `ids` (a superset of the true ones)."""
-        doc = np.array(ids, dtype=np.int64)
-        return self._candidates(len(ids), np.unique(doc[doc >= 0]))
-
     def _candidates(self, length: int, tokens: np.ndarray) -> np.ndarray:
+        """Items that may contaminate a document of `length` tokens whose distinct known token ids
+        are `tokens` (a superset of the true ones)."""
         # Upper bound of the prefix tokens shared (a document's count is not capped at the item's):
         # two passes over the postings; the exact multiset overlap of the few candidates follows.
         ptr, items = self._prefix
