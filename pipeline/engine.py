@@ -48,7 +48,9 @@ def ensure_ray(engine: EngineConfig) -> None:
     if engine.address:
         ray.init(address=engine.address, log_to_driver=False, configure_logging=False)
     else:
+        # address="local": embedded, never an unrelated cluster that `ray start` left on this machine
         ray.init(
+            address="local",
             num_cpus=engine.workers or os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,

@@ -17,7 +17,8 @@ def ray_session():
     """Ray starts once per test session: starting it costs seconds."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": a new instance even when another Ray (e.g. the cluster test's) is running here
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -69,13 +70,15 @@ def run_outputs(run_dir: Path) -> dict[str, list[dict]]:
     return {name: table_rows(run_dir / name) for name in OUTPUT_FOLDERS}
 
 
-def engine_run(tmp_path: Path, corpus: Path, name: str, **engine) -> Path:
-    """The full pipeline on `corpus` in-process, small shards so that there are several tasks."""
+def engine_run(tmp_path: Path, corpus: Path, name: str, shard_mb: float = 0.1, **engine) -> Path:
+    """The full pipeline on `corpus` in-process; small shards, so there are several tasks (13 at
+    0.1 MB). Ray runs take larger shards: each Ray task starts an actor (~1 s), and a different
+    sharding must give the same rows anyway."""
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
 
     run_dir = tmp_path / name
-    cfg = write_config(tmp_path / f"{name}.yaml", corpus, run_dir, engine=engine, input={"shard_mb": 0.1})
+    cfg = write_config(tmp_path / f"{name}.yaml", corpus, run_dir, engine=engine, input={"shard_mb": shard_mb})
     run_pipeline(load_config(cfg), show_progress=False)
     return run_dir
 

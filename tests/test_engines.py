@@ -22,7 +22,7 @@ def test_local_two_workers_matches_one(reference_run, small_corpus, tmp_path):
 
 
 def test_ray_matches_local(reference_run, small_corpus, tmp_path, ray_session):
-    other = _run(tmp_path, small_corpus, "ray2", kind="ray", workers=2)
+    other = _run(tmp_path, small_corpus, "ray2", shard_mb=0.4, kind="ray", workers=2)
     assert run_outputs(other) == run_outputs(reference_run)
     assert run_outputs(reference_run)["mixture"], "the comparison is not vacuous"
 
