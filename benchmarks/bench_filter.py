@@ -1,6 +1,6 @@
 """P1 throughput of mixwright against datatrove's own LocalPipelineExecutor on the same filters.
 
-    python benchmarks/bench_filter.py [--docs 20000] [--workers 2]
+    python benchmarks/bench_filter.py [--docs 5000] [--workers 2]
 
 Both sides run the same work on the same synthetic corpus: read JSONL, lid.176 language ID,
 datatrove's Gopher quality / Gopher repetition / C4 / FineWeb filters, every rejected document
@@ -75,7 +75,7 @@ def run_datatrove(parts: Path, out: Path, workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--docs", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     configure_logging()

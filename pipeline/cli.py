@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)")
     audit.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus files or globs")
-    audit.add_argument("--benchmarks", required=True, metavar="SPEC", help="benchmark spec YAML (see DESIGN.md)")
+    audit.add_argument("--benchmarks", required=True, metavar="SPEC", help="benchmark spec YAML (format in the README)")
     audit.add_argument("--output", default="audit", metavar="DIR", help="report folder (default: ./audit)")
     audit.add_argument("--mode", choices=["window", "document"], default="window")
     audit.add_argument("--window-factor", type=float, default=2.0, metavar="F")

@@ -177,7 +177,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in item["loc"]) or "<root>"
         found = item.get("input")
         if item["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (found {found!r}); check the spelling against DESIGN.md")
+            lines.append(f"  {key}: unknown key (found {found!r}); check the spelling against the README's config reference")
         elif item["type"] == "missing":
             lines.append(f"  {key}: required key is missing")
         else:
