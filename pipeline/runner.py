@@ -278,10 +278,10 @@ def run_pipeline(config: Config, console: Console | None = None, show_progress: 
     console = console or Console(stderr=True)
     run = RunDir(Path(config.output.dir))
     _check_same_config(run, config)
+    _preflight(config)  # before the run folder exists: a fixed config must not be refused as "different"
     run.root.mkdir(parents=True, exist_ok=True)
     configure_logging(run.work / "run.log")
     run.config.write_text(dump_config(config))
-    _preflight(config)
     ctx = RunContext(config=config, run=run, console=console, show_progress=show_progress)
     ctx.shards = _load_or_plan_shards(ctx)
     for name, label, phase in PHASES:

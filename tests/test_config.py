@@ -78,3 +78,19 @@ def test_not_yaml_mapping(tmp_path):
     path.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["decontam.benchmarks=nowhere/spec.yaml"], "nowhere/spec.yaml"),
+        (["students.enabled=true", "teacher.labels_path=null"], "teacher.labels_path"),
+        (["quality.min_quality=2.5"], "quality.min_quality"),
+    ],
+)
+def test_settings_that_cannot_run_exit_2_before_the_run_folder_exists(tmp_path, corpus_file, capsys, overrides, expected):
+    cfg = write_config(tmp_path / "c.yaml", [str(corpus_file)], tmp_path / "run")
+    code, err = _run(["run", str(cfg), *(arg for o in overrides for arg in ("--set", o))], capsys)
+    assert code == 2
+    assert expected in err
+    assert not (tmp_path / "run").exists(), "a fixed config must not be refused as a different one"
