@@ -79,3 +79,11 @@ def test_run_on_your_own_corpus(small_corpus, tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert rerun.stderr.count("already complete") == 7, "every phase is skipped on rerun, whatever the engine"
+
+
+def test_synth(tmp_path):
+    mixwright("synth", "--docs", "50", "--output", str(tmp_path / "s"), "--seed", "1")
+    lines = (tmp_path / "s" / "corpus.jsonl").read_text().splitlines()
+    assert len(lines) == 50
+    for name in ("annotations.jsonl", "benchmark.jsonl", "benchmarks.yaml"):
+        assert (tmp_path / "s" / name).is_file()
