@@ -347,7 +347,8 @@ def _keepers(members: pa.Table, nodes: np.ndarray, labels: np.ndarray) -> pa.Tab
     ids = np.array(members.column("id").to_pylist(), dtype=str)
     order = np.lexsort((uid, ids, rank_quality, cluster))
     cluster_sorted = cluster[order]
-    starts = np.r_[True, cluster_sorted[1:] != cluster_sorted[:-1]]
+    starts = np.ones(len(order), dtype=bool)  # (not np.r_[True, ...]: no cluster at all must work too)
+    starts[1:] = cluster_sorted[1:] != cluster_sorted[:-1]
     group = np.cumsum(starts) - 1
     first = np.flatnonzero(starts)
     sizes = np.diff(np.r_[first, len(order)])

@@ -283,6 +283,16 @@ def test_empty_and_short_documents(tmp_path):
     assert [(r["id"], r["reason"], json.loads(r["details"])) for r in rejected] == [("s2", "near_duplicate", {"keeper": "s1"})]
 
 
+def test_corpus_without_duplicates(tmp_path):
+    """No candidate pair at all: no cluster, nothing removed (this used to crash the keeper step)."""
+    records: list[Record] = [(f"u{i}", f"document {i} talks about topic {i * 7919} in words {i} {i + 1} {i + 2}", None) for i in range(20)]
+    summary = run_p4(tmp_path, records, tasks=2, config=DedupConfig())
+    assert (summary["clusters"], summary["removed"], summary["documents_in"]) == (0, 0, 20)
+    assert assignment(tmp_path) == []
+    kept, rejected = _run_p5(tmp_path)
+    assert len(kept) == 20 and rejected == []
+
+
 def _run_p5(root: Path) -> tuple[list[Document], list[dict]]:
     kept = []
     for rank in range(len(list((root / "documents").glob("*.parquet")))):
