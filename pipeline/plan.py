@@ -43,7 +43,7 @@ class Assumptions:
     gpu_prefill_tokens_per_s: float = 20_000.0  # a 7B model, prefill-only, one H100, vLLM
     bytes_per_token: float = 4.0  # raw UTF-8 text per token
     parquet_ratio: float = 3.0  # zstd Parquet compression of text
-    live_copies: int = 3  # phase outputs kept on disk at once (P3, P5 and the mixture) + input
+    live_copies: int = 4  # P1, P3 and P5 outputs stay in RUN/work (resume needs them), plus the mixture
     num_perm: int = 112  # MinHash values per document (14 bands x 8 rows)
     bands: int = 14
 
