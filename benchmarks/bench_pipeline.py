@@ -25,10 +25,10 @@ import psutil
 
 from pipeline.config import CONFIGS_DIR, load_config
 from pipeline.funnel import count_rows
+from pipeline.plan import THROUGHPUT_FILE
 from pipeline.rundir import RunDir
 from pipeline.runner import PHASES, run_pipeline
 from pipeline.synth import generate
-from pipeline.plan import THROUGHPUT_FILE
 
 _WORD = re.compile(r"\w+")
 

@@ -27,7 +27,7 @@ from decontam.benchmarks import Benchmark, load_benchmarks
 from decontam.lcs import lcs_pairs
 from decontam.tokenize import WordTokenizer, load_tokenizer
 from pipeline.config import DecontamConfig, EngineConfig, InputConfig, resolve_path
-from pipeline.docio import AtomicParquetWriter, write_json_atomic
+from pipeline.docio import AtomicParquetWriter, write_json_atomic, write_text_atomic
 from pipeline.engine import configure_logging, default_workers, run_steps
 from stages.decontam import MATCH_SCHEMA, ContaminationFilter
 from stages.reader import ShardReader, plan_shards
@@ -67,10 +67,7 @@ def write_contamination_reports(
     rows = matches.to_pylist()
     summary = _summary(rows, docs_scanned, benchmarks, config) | (extra or {})
     write_json_atomic(out_dir / "contamination.json", summary)
-    html = _html(summary, rows, benchmarks)
-    tmp = out_dir / ".contamination.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out_dir / "contamination.html")
+    write_text_atomic(out_dir / "contamination.html", _html(summary, rows, benchmarks))
     return summary
 
 

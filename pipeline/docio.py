@@ -102,12 +102,17 @@ def read_documents(path: str | os.PathLike, batch_size: int = 1024) -> Iterator[
             yield Document(text=row["text"], id=row["id"], metadata=json.loads(row["metadata"]))
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary name so readers never see a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True))
 
 
 def task_file(folder: str | os.PathLike, rank: int) -> Path:

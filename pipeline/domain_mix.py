@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.docio import write_json_atomic
+from pipeline.docio import write_json_atomic, write_text_atomic
 from pipeline.rundir import RunDir
 
 
@@ -172,9 +172,7 @@ def write_domain_mix(run_dir: str | os.PathLike) -> Path:
     reports = RunDir(Path(run_dir)).reports
     write_json_atomic(reports / "domain_mix.json", mix)
     html_path = reports / "domain_mix.html"
-    tmp = html_path.with_name(f".{html_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(render_html(mix), encoding="utf-8")
-    os.replace(tmp, html_path)
+    write_text_atomic(html_path, render_html(mix))
     return html_path
 
 
