@@ -28,7 +28,7 @@ from pipeline.config import EngineConfig, InputConfig, LangIdConfig
 from pipeline.engine import configure_logging, run_steps
 from pipeline.synth import generate
 from stages.checkpoint import PhaseOutput
-from stages.heuristics import FILTER_PRESETS, build_filter
+from stages.heuristics import FILTER_CLASSES, build_filter
 from stages.langid import LanguageFilter, LanguageTagger
 from stages.reader import ShardReader, plan_shards
 
@@ -48,7 +48,7 @@ def run_mixwright(corpus: Path, out: Path, workers: int) -> float:
         ShardReader(shards, config, str(out / "quarantine"), str(out / "counts")),
         LanguageTagger(),
         LanguageFilter(LangIdConfig(), exclusion_writer=None),
-        *(build_filter(name, out / "rejected") for name in FILTER_PRESETS),
+        *(build_filter(name, out / "rejected") for name in FILTER_CLASSES),
         PhaseOutput(out / "docs"),
     ]
     started = time.perf_counter()
@@ -63,7 +63,7 @@ def run_datatrove(parts: Path, out: Path, workers: int) -> float:
         LanguageFilter(LangIdConfig(), exclusion_writer=None),
         *(
             cls(exclusion_writer=JsonlWriter(str(out / "rejected" / name), compression=None))
-            for name, cls in FILTER_PRESETS.items()
+            for name, cls in FILTER_CLASSES.items()
         ),
         JsonlWriter(str(out / "docs"), compression=None),
     ]

@@ -11,7 +11,7 @@ from typing import Any
 
 from classifiers.prompts import Messages, plain_prompt
 from classifiers.teacher import Outcome, Request, TeacherError, distribution_from_logprobs, parse_generated
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 
 
 def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> dict[str, list[int]]:

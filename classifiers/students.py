@@ -20,7 +20,8 @@ import xxhash
 import yaml
 
 from classifiers.taxonomy import Rubric, load_rubric
-from pipeline.config import CONFIGS_DIR, ConfigError
+from pipeline.config import CONFIGS_DIR
+from pipeline.errors import ConfigError
 from pipeline.docio import read_documents, write_json_atomic
 
 DEFAULT_HYPERPARAMS = CONFIGS_DIR / "students.yaml"

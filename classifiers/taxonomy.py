@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import CONFIGS_DIR, ConfigError
+from pipeline.config import CONFIGS_DIR
+from pipeline.errors import ConfigError
 
 DEFAULT_DOMAINS = CONFIGS_DIR / "taxonomy" / "domains.yaml"
 DEFAULT_RUBRIC = CONFIGS_DIR / "taxonomy" / "quality.yaml"

@@ -26,7 +26,8 @@ from datatrove.data import Document
 from classifiers import prompts
 from classifiers.prompts import DOMAIN_QUESTION, Messages, Question
 from classifiers.taxonomy import Rubric, Taxonomy
-from pipeline.config import ConfigError, TeacherConfig
+from pipeline.config import TeacherConfig
+from pipeline.errors import ConfigError
 from pipeline.docio import AtomicParquetWriter, write_json_atomic
 
 ERROR_KINDS = ("timeout", "server_error", "unparseable", "too_long")

@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 
 _SPEC_KEYS = {"name", "path", "fields", "id", "preset"}
 _JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")

@@ -15,7 +15,8 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.config import ConfigError, resolve_path
+from pipeline.config import resolve_path
+from pipeline.errors import ConfigError
 
 WORDS = "words"
 _WORD = re.compile(r"\w+")

@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import CONFIGS_DIR, ConfigError, load_config
+from pipeline.config import CONFIGS_DIR, load_config
+from pipeline.errors import ConfigError
 
 console = Console(stderr=True)
 DEMO_DOCS = 5000
@@ -59,7 +60,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from decontam.audit import run_audit
+    from pipeline.audit import run_audit
     from pipeline.config import DecontamConfig, EngineConfig
 
     try:

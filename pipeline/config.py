@@ -12,12 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.errors import ConfigError
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS_DIR = PACKAGE_ROOT / "configs"
-
-
-class ConfigError(Exception):
-    """A problem the user can fix in the config; the CLI prints it and exits with code 2."""
 
 
 class Section(BaseModel):
@@ -48,6 +46,10 @@ class LangIdConfig(Section):
     enabled: bool = True
     languages: list[str] = Field(default_factory=lambda: ["en"])
     min_score: float = Field(default=0.65, ge=0.0, le=1.0)
+
+
+# The heuristic filter presets; stages/heuristics.py builds each one (a test keeps the two in step).
+FILTER_PRESETS = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality")
 
 
 class FilterSpec(Section):
@@ -144,7 +146,7 @@ class Config(Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     filters: list[str | FilterSpec] = Field(
-        default_factory=lambda: ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality"]
+        default_factory=lambda: list(FILTER_PRESETS)
     )
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     students: StudentsConfig = Field(default_factory=StudentsConfig)
@@ -156,8 +158,6 @@ class Config(Section):
     @field_validator("filters")
     @classmethod
     def _known_filters(cls, filters: list[str | FilterSpec]) -> list[str | FilterSpec]:
-        from stages.heuristics import FILTER_PRESETS
-
         for spec in filters:
             name = spec if isinstance(spec, str) else spec.name
             if name not in FILTER_PRESETS:

@@ -19,10 +19,7 @@ from loguru import logger
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.config import EngineConfig
-
-
-class PhaseFailed(RuntimeError):
-    """Some tasks of a phase did not complete; their logs say why."""
+from pipeline.errors import PhaseFailed
 
 
 class _QuietLocalExecutor(LocalPipelineExecutor):

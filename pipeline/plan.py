@@ -18,7 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import CONFIGS_DIR, ConfigError
+from pipeline.config import CONFIGS_DIR
+from pipeline.errors import ConfigError
 
 THROUGHPUT_FILE = CONFIGS_DIR / "throughput.json"
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P": 10**15}

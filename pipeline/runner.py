@@ -18,12 +18,14 @@ from datatrove.data import Document
 from classifiers.students import train_from_paths
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import LABELS_FILE, annotate, save_annotations, select_sample
-from decontam.audit import write_contamination_reports
+from pipeline.contamination_report import write_contamination_reports
 from decontam.benchmarks import load_benchmarks
-from pipeline.config import Config, ConfigError, dump_config, resolve_path
+from pipeline.config import Config, dump_config, resolve_path
+from pipeline.errors import ConfigError
 from pipeline.docio import RejectWriter, read_documents, write_documents, write_json_atomic
 from pipeline.domain_mix import write_domain_mix
-from pipeline.engine import PhaseFailed, configure_logging, default_workers, run_steps
+from pipeline.errors import PhaseFailed
+from pipeline.engine import configure_logging, default_workers, run_steps
 from pipeline.funnel import compute_funnel, count_rows
 from pipeline.rundir import RunDir
 from stages.checkpoint import PhaseInput, PhaseOutput

@@ -17,10 +17,11 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from pipeline.config import ConfigError, FilterSpec
+from pipeline.config import FilterSpec
+from pipeline.errors import ConfigError
 from pipeline.docio import RejectWriter
 
-FILTER_PRESETS: dict[str, type[BaseFilter]] = {
+FILTER_CLASSES: dict[str, type[BaseFilter]] = {
     "gopher_quality": GopherQualityFilter,
     "gopher_repetition": GopherRepetitionFilter,
     "c4_quality": C4QualityFilter,
@@ -36,7 +37,7 @@ def build_filter(spec: str | FilterSpec, rejected_dir: str | Path) -> BaseFilter
     """One datatrove filter from a preset name or {name, params}; unknown params are a config error."""
     name = preset_name(spec)
     params = {} if isinstance(spec, str) else dict(spec.params)
-    cls = FILTER_PRESETS[name]
+    cls = FILTER_CLASSES[name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "exclusion_writer"}
     unknown = sorted(set(params) - accepted)
     if unknown:

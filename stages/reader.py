@@ -27,7 +27,8 @@ import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.config import ConfigError, InputConfig
+from pipeline.config import InputConfig
+from pipeline.errors import ConfigError
 from pipeline.docio import QUARANTINE_RAW_CHARS, QUARANTINE_SCHEMA, AtomicParquetWriter, task_file, write_json_atomic
 
 ShardKind = Literal["jsonl", "jsonl.gz", "parquet", "unreadable"]

@@ -26,7 +26,8 @@ import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.config import ConfigError, MixtureConfig
+from pipeline.config import MixtureConfig
+from pipeline.errors import ConfigError
 from pipeline.docio import RejectWriter, write_json_atomic
 from stages.tokens import MISSING_QUALITY, doc_domain, doc_quality
 

@@ -17,7 +17,8 @@ from decontam.benchmarks import BenchmarkError, load_benchmarks
 from decontam.index import BenchmarkIndex, CandidateIndex
 from decontam.lcs import brute_force_matches, lcs_dp, lcs_length, required_lcs, window_length
 from decontam.tokenize import WordTokenizer, load_tokenizer
-from pipeline.config import ConfigError, DecontamConfig
+from pipeline.config import DecontamConfig
+from pipeline.errors import ConfigError
 from pipeline.synth import SHARED_POOLS, benchmark_items, edit_words
 
 WORDS = WordTokenizer()

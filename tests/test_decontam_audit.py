@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
-from decontam.audit import run_audit, write_contamination_reports
+from pipeline.audit import run_audit
+from pipeline.contamination_report import write_contamination_reports
 from decontam.benchmarks import load_benchmarks
 from pipeline.config import DecontamConfig, EngineConfig
 from pipeline.docio import RejectWriter

@@ -16,7 +16,7 @@ from datasketch.lsh import _optimal_param
 
 from pipeline.config import DedupConfig, EngineConfig
 from pipeline.docio import RejectWriter, read_documents, task_file, write_documents
-from pipeline.engine import PhaseFailed
+from pipeline.errors import PhaseFailed
 from pipeline.synth import generate
 from stages.dedup import (
     DedupFilter,

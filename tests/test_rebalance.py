@@ -11,7 +11,8 @@ import yaml
 from conftest import table_rows
 from mixture_helpers import make_docs, run_mixture
 
-from pipeline.config import ConfigError, MixtureConfig
+from pipeline.config import MixtureConfig
+from pipeline.errors import ConfigError
 from stages.rebalance import Cutoff, copy_count, sampling_rates
 
 TOKENS = {"ecommerce": 4500, "news": 2500, "science": 1500, "code": 1000, "mathematics": 500}

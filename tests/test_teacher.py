@@ -23,7 +23,8 @@ from classifiers.teacher import (
     save_annotations,
     select_sample,
 )
-from pipeline.config import ConfigError, TeacherConfig
+from pipeline.config import TeacherConfig
+from pipeline.errors import ConfigError
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()
 

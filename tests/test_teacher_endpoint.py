@@ -15,7 +15,8 @@ from datatrove.data import Document
 from classifiers.backend_endpoint import EndpointBackend, request_body
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import annotate, build_backend
-from pipeline.config import ConfigError, TeacherConfig
+from pipeline.config import TeacherConfig
+from pipeline.errors import ConfigError
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()
 QUESTIONS = 1 + len(RUBRIC.ids)

@@ -1,7 +1,5 @@
-"""Contamination reports (parquet, JSON, self-contained HTML) and the standalone `mixwright audit`.
+"""Contamination reports of a run or an audit, written into one folder:
 
-The audit reads any JSONL / JSONL.gz / Parquet corpus with the pipeline's sharded reader, runs
-`ContaminationFilter` (annotate only) on the configured engine, and writes in `output`:
 contamination.parquet (one row per (document, item) match), contamination.json (per benchmark:
 items, items that cannot match, items hit, documents hit, rates) and contamination.html. All text
 in the HTML is escaped: web documents are untrusted.
@@ -9,8 +7,6 @@ in the HTML is escaped: web documents are untrusted.
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from html import escape
@@ -19,18 +15,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from decontam.benchmarks import Benchmark, load_benchmarks
+from decontam.benchmarks import Benchmark
 from decontam.lcs import lcs_pairs
 from decontam.tokenize import WordTokenizer, load_tokenizer
-from pipeline.config import DecontamConfig, EngineConfig, InputConfig, resolve_path
+from pipeline.config import DecontamConfig
 from pipeline.docio import AtomicParquetWriter, write_json_atomic, write_text_atomic
-from pipeline.engine import configure_logging, default_workers, run_steps
-from stages.decontam import MATCH_SCHEMA, ContaminationFilter
-from stages.reader import ShardReader, plan_shards
+from stages.decontam import MATCH_SCHEMA
 
 EXAMPLES_PER_BENCHMARK = 5
 _ALIGN_CELLS = 400_000  # above this, highlight shared tokens by set membership instead of the LCS
@@ -173,54 +164,3 @@ def _html(summary: dict[str, Any], rows: list[dict], benchmarks: Sequence[Benchm
                          f"<div><b>matched text</b><pre>{text_html}</pre></div></div>")
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def run_audit(
-    spec: Path,
-    corpus: list[str],
-    output: Path,
-    config: DecontamConfig,
-    engine: EngineConfig,
-    text_field: str = "text",
-    id_field: str = "id",
-    console: Console | None = None,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Audit `corpus` (JSONL or Parquet files or globs) against the benchmarks of `spec`."""
-    console = console or Console()
-    spec = resolve_path(spec).resolve()
-    benchmarks = load_benchmarks(spec)  # errors before any work starts
-    config = config.model_copy(update={"benchmarks": str(spec), "action": "annotate"})
-    input_config = InputConfig(paths=list(corpus), text_field=text_field, id_field=id_field)
-    output = Path(output)
-    work = output / "audit_work"
-    shutil.rmtree(work, ignore_errors=True)  # a rerun must not reuse matches of another spec or corpus
-    configure_logging(work / "audit.log")
-    shards = plan_shards(input_config, min_shards=default_workers(engine))
-    if shards:
-        steps = [
-            ShardReader(shards, input_config, str(work / "quarantine"), str(work / "counts")),
-            ContaminationFilter(config, work / "matches"),
-        ]
-        run_steps("audit", steps, len(shards), engine, work / "logs", show_progress)
-    counts = [json.loads(p.read_text()) for p in sorted((work / "counts").glob("*.json"))]
-    scanned = sum(c["documents"] for c in counts)
-    extra = {"records": sum(c["records"] for c in counts), "quarantined": sum(c["quarantined"] for c in counts)}
-    summary = write_contamination_reports(work / "matches", scanned, benchmarks, output, config, extra)
-    _print_summary(console, summary, output)
-    return summary
-
-
-def _print_summary(console: Console, summary: dict[str, Any], output: Path) -> None:
-    table = Table(title="Contamination (LCS rule)")
-    for column in ("benchmark", "items", "too short", "items hit", "docs hit", "item rate"):
-        table.add_column(column, justify="left" if column == "benchmark" else "right")
-    for name, b in summary["benchmarks"].items():
-        short = "-" if b["items_too_short"] is None else f"{b['items_too_short']:,}"
-        table.add_row(Text(name), f"{b['items']:,}", short, f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.2f}%")
-    console.print(table)
-    console.print(
-        f"{summary['docs_scanned']:,} documents scanned ({summary.get('quarantined', 0):,} records quarantined), "
-        f"{summary['docs_contaminated']:,} contaminated; reports in {output}/contamination.{{parquet,json,html}}",
-        markup=False,
-    )
