@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import heapq
 import json
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,69 +23,19 @@ import xxhash
 from datatrove.data import Document
 
 from classifiers import prompts
-from classifiers.prompts import DOMAIN_QUESTION, Messages, Question
+from classifiers.backends import PROMPTING_BACKENDS, get_backend
+from classifiers.backends.base import Backend, Request, TeacherError
+from classifiers.prompts import DOMAIN_QUESTION
 from classifiers.taxonomy import Rubric, Taxonomy
 from pipeline.config import TeacherConfig
-from pipeline.errors import ConfigError
 from pipeline.docio import AtomicParquetWriter, write_json_atomic
+from pipeline.errors import ConfigError
 
-ERROR_KINDS = ("timeout", "server_error", "unparseable", "too_long")
 # Requests per backend call: the cache is appended after each, so a killed run loses at most one.
 _CHUNK = 512
 
 
-@dataclass(frozen=True)
-class Request:
-    doc_key: int
-    question: Question
-    messages: Messages
-
-
-@dataclass(frozen=True)
-class TeacherError:
-    kind: str  # one of ERROR_KINDS
-    message: str
-
-
-Outcome = dict[str, float] | TeacherError
-
-
-class Backend(Protocol):
-    model: str  # part of the cache key
-
-    def ask(self, requests: Sequence[Request], mode: str) -> list[Outcome]: ...
-
-
 # ---------------------------------------------------------------- answers -> labels
-
-
-def distribution_from_logprobs(top: Mapping[str, float], labels: Sequence[str]) -> dict[str, float] | None:
-    """Top-k next-token logprobs -> probabilities over `labels`, renormalised (WebOrganizer).
-
-    Tokens are compared stripped, so "A" and " A" (with or without the BPE space) add up. Labels
-    missing from the top-k get 0. None when no label is among the top-k: the answer is unparseable.
-    """
-    mass: dict[str, float] = {}
-    for token, logprob in top.items():
-        label = token.strip()
-        if label in labels and math.isfinite(logprob):
-            mass[label] = mass.get(label, 0.0) + math.exp(logprob)
-    total = sum(mass.values())
-    if total <= 0:
-        return None
-    return {label: mass[label] / total for label in labels if label in mass}
-
-
-_FINAL_ANSWER = re.compile(r"answer\s*[:=]\s*\**\s*([A-Za-z0-9])\b", re.IGNORECASE)
-
-
-def parse_generated(text: str, labels: Sequence[str]) -> dict[str, float] | None:
-    """Generate mode: the last 'Answer: X' line decides; anything else is unparseable."""
-    found = _FINAL_ANSWER.findall(text)
-    if not found:
-        return None
-    answer = found[-1].upper()
-    return {answer: 1.0} if answer in labels else None
 
 
 def expected_score(dist: Mapping[str, float]) -> float:
@@ -212,9 +161,10 @@ def annotate(
     if teacher.backend == "labels" and backend is None:
         if not teacher.labels_path:
             raise ConfigError("teacher.labels_path is required when teacher.backend is 'labels'")
-        from classifiers.backend_labels import read_labels
+        from classifiers.backends.labels_file import read_labels
 
-        return read_labels(teacher.labels_path, sample, taxonomy, rubric)
+        labels, errors = read_labels(teacher.labels_path, sample, taxonomy, rubric)
+        return Annotations(labels=labels, errors=errors)
     backend = backend or build_backend(teacher, **backend_options)
     system = prompts.system_prompt(taxonomy, rubric)
     qs = prompts.questions(taxonomy, rubric, teacher.mode)
@@ -254,24 +204,16 @@ def annotate(
 
 
 def build_backend(teacher: TeacherConfig, **options: Any) -> Backend:
-    """The backend named by `teacher.backend`; its module (and heavy imports) load only when chosen."""
-    if not teacher.model and teacher.backend in ("vllm", "transformers", "endpoint"):
+    """The backend named by `teacher.backend`, from the registry."""
+    if teacher.backend not in PROMPTING_BACKENDS:
+        raise ConfigError(f"teacher.backend {teacher.backend!r} has no prompting backend")
+    if not teacher.model:
         raise ConfigError(f"teacher.model is required when teacher.backend is {teacher.backend!r}")
     if teacher.backend == "endpoint":
         if not teacher.url:
             raise ConfigError("teacher.url is required when teacher.backend is 'endpoint' (e.g. http://host:8000/v1)")
-        from classifiers.backend_endpoint import EndpointBackend
-
-        return EndpointBackend(teacher.url, teacher.model, **options)
-    if teacher.backend == "transformers":
-        from classifiers.backend_transformers import TransformersBackend
-
-        return TransformersBackend(teacher.model, **options)
-    if teacher.backend == "vllm":
-        from classifiers.backend_vllm import VllmBackend
-
-        return VllmBackend(teacher.model, **options)
-    raise ConfigError(f"teacher.backend {teacher.backend!r} has no prompting backend")
+        options = {"url": teacher.url} | options
+    return get_backend(teacher.backend)(model=teacher.model, **options)
 
 
 # ---------------------------------------------------------------- teacher labels file

@@ -12,14 +12,13 @@ import pytest
 from datatrove.data import Document
 
 from classifiers import prompts
+from classifiers.backends.base import distribution_from_logprobs, parse_generated
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import (
     Annotations,
     annotate,
-    distribution_from_logprobs,
     labels_from_outcomes,
     load_teacher_labels,
-    parse_generated,
     save_annotations,
     select_sample,
 )

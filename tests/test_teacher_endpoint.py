@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from datatrove.data import Document
 
-from classifiers.backend_endpoint import EndpointBackend, request_body
+from classifiers.backends.endpoint import EndpointBackend, request_body
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import annotate, build_backend
 from pipeline.config import TeacherConfig
@@ -157,7 +157,7 @@ def test_missing_url_is_a_config_error():
 
 def test_backend_ask_keeps_request_order(server):
     from classifiers import prompts
-    from classifiers.teacher import Request
+    from classifiers.backends.base import Request
 
     system = prompts.system_prompt(TAXONOMY, RUBRIC)
     qs = prompts.questions(TAXONOMY, RUBRIC, "logprobs")
@@ -168,7 +168,7 @@ def test_backend_ask_keeps_request_order(server):
 
 
 def test_parse_reply_generate_and_malformed():
-    from classifiers.backend_endpoint import parse_reply
+    from classifiers.backends.endpoint import parse_reply
 
     chat = {"choices": [{"message": {"content": "Mostly physics.\nAnswer: E"}}]}
     assert parse_reply(chat, TAXONOMY.letters, "generate") == {"E": 1.0}

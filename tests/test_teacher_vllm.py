@@ -8,9 +8,14 @@ import pytest
 from datatrove.data import Document
 
 from classifiers import prompts
-from classifiers.backend_vllm import engine_kwargs, sampling_kwargs, split_by_document
+from classifiers.backends.base import Request
+from classifiers.backends.vllm_replicas import (
+    engine_kwargs,
+    sampling_kwargs,
+    split_by_document,
+)
 from classifiers.taxonomy import load_rubric, load_taxonomy
-from classifiers.teacher import Request, annotate
+from classifiers.teacher import annotate
 from pipeline.config import TeacherConfig
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()

@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from classifiers.backends.base import (
+    Outcome,
+    Request,
+    TeacherError,
+    distribution_from_logprobs,
+    parse_generated,
+)
 from classifiers.prompts import Messages, plain_prompt
-from classifiers.teacher import Outcome, Request, TeacherError, distribution_from_logprobs, parse_generated
 from pipeline.errors import ConfigError
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 
 from classifiers.taxonomy import Rubric, Taxonomy
-from classifiers.teacher import Annotations
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -37,31 +37,35 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def read_labels(path: str | Path, sample: Sequence[Document], taxonomy: Taxonomy, rubric: Rubric) -> Annotations:
+def read_labels(
+    path: str | Path, sample: Sequence[Document], taxonomy: Taxonomy, rubric: Rubric
+) -> tuple[dict[int, dict[str, Any]], Counter]:
+    """uid -> labels (the keys the teacher writes) for the sample, and the counted problems."""
     by_id = {str(r["id"]): r for r in _records(Path(path)) if "id" in r}
     domains = set(taxonomy.ids)
-    result = Annotations(labels={})
+    result: dict[int, dict[str, Any]] = {}
+    errors: Counter = Counter()
     for doc in sample:
         uid = int(doc.metadata["uid"])
         record = by_id.get(str(doc.id))
-        result.labels[uid] = {"id": doc.id}
+        result[uid] = {"id": doc.id}
         if record is None:
-            result.errors["missing"] += 1
+            errors["missing"] += 1
             continue
-        labels = result.labels[uid]
+        labels = result[uid]
         domain = record.get("domain")
         if domain in domains:
             labels |= {"domain": domain, "domain_prob": 1.0, "domain_probs": {domain: 1.0}}
         else:
-            result.errors["domain:invalid"] += 1
+            errors["domain:invalid"] += 1
         scores = {}
         for dim in rubric.ids:
             value = record.get(dim)
             if isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 5:
                 scores[dim] = float(value)
             else:
-                result.errors[f"{dim}:invalid"] += 1
+                errors[f"{dim}:invalid"] += 1
         labels |= {f"quality_{d}": round(s, 4) for d, s in scores.items()}
         if len(scores) == len(rubric.ids):
             labels["quality"] = round(rubric.aggregate(scores), 4)
-    return result
+    return result, errors

@@ -19,8 +19,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from classifiers.backends.base import (
+    Outcome,
+    Request,
+    TeacherError,
+    distribution_from_logprobs,
+    parse_generated,
+)
 from classifiers.prompts import Messages, plain_prompt
-from classifiers.teacher import Outcome, Request, TeacherError, distribution_from_logprobs, parse_generated
 
 Api = Literal["chat", "completions"]
 

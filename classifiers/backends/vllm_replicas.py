@@ -15,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from classifiers.teacher import Outcome, Request, TeacherError, distribution_from_logprobs, parse_generated
+from classifiers.backends.base import (
+    Outcome,
+    Request,
+    TeacherError,
+    distribution_from_logprobs,
+    parse_generated,
+)
 
 
 def sampling_kwargs(
