@@ -15,7 +15,7 @@ real text. For each corpus it prints:
    step (its tokenizer, hashing, and its per-bucket signature files). The baselines run on the
    first --baseline-docs documents, ours on all.
 2. LSH + clustering, each in a fresh process warmed up on 1000 documents: wall time and peak RSS
-   above the RSS before the call, per document. Ours: `cluster_duplicates` (P4: both datatrove steps on the local engine with one
+   above the RSS before the call, per document. Ours: `run_near_dedup` (P4: both datatrove steps on the local engine with one
    worker, Parquet I/O, verification, components, keepers) from P1 signature files. datasketch:
    `MinHashLSH(params=(14, 8))`, insert every LeanMinHash, query every document, union-find.
 3. Pairwise precision / recall / F1 of the clusters against the ground truth: the connected
@@ -124,7 +124,7 @@ def _ours(folder: str, verify: bool, warm_up: bool = True) -> dict[str, Any]:
     engine = EngineConfig(kind="local", workers=1)
 
     def run() -> list[tuple[int, int]]:
-        cluster_duplicates(Path(folder) / "signatures", Path(folder) / "documents", work, config, engine, show_progress=False)
+        run_near_dedup(Path(folder) / "signatures", Path(folder) / "documents", work, config, engine, show_progress=False)
         return _our_clusters(work)
 
     if warm_up:

@@ -27,7 +27,8 @@ from pipeline.config import CONFIGS_DIR, load_config
 from pipeline.funnel import count_rows
 from pipeline.plan import THROUGHPUT_FILE
 from pipeline.rundir import RunDir
-from pipeline.runner import PHASES, run_pipeline
+from pipeline.phases import enabled_phases
+from pipeline.runner import run_pipeline
 from pipeline.synth import generate
 
 _WORD = re.compile(r"\w+")
@@ -86,7 +87,8 @@ def run_size(docs: int, workers: int, root: Path) -> dict:
     run = RunDir(Path(config.output.dir))
     inputs = phase_inputs(run, docs)
     phases = {}
-    for name, _, _ in PHASES:
+    for phase in enabled_phases(config):
+        name = phase.id
         seconds = run.phase_summary(name)["seconds"]
         phases[name] = {
             "seconds": seconds,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import CONFIGS_DIR, load_config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, MixwrightError
 
 console = Console(stderr=True)
 DEMO_DOCS = 5000
@@ -94,7 +94,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from classifiers.teacher import LABELS_FILE
     from pipeline.config import resolve_path
     from pipeline.rundir import RunDir
-    from pipeline.runner import SAMPLE_FILE
+    from pipeline.phases import SAMPLE_FILE
 
     run = RunDir(Path(args.run))
     sample, labels = run.annotations / SAMPLE_FILE, run.annotations / LABELS_FILE
@@ -153,29 +153,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixwright", description="Turn a raw text corpus into a curated pre-training mixture."
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    # --debug is also accepted after the command; SUPPRESS keeps the subcommand from resetting it.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run (or resume) the pipeline described by a config")
+    run = commands.add_parser("run", parents=[debug], help="run (or resume) the pipeline described by a config")
     run.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
     run.add_argument("--input", nargs="+", metavar="PATH", help="input files or globs (replaces input.paths)")
     run.add_argument("--output", metavar="RUN", help="run folder (replaces output.dir)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. dedup.bands=20")
     run.set_defaults(func=_cmd_run)
 
-    synth = commands.add_parser("synth", help="write a synthetic corpus with ground truth")
+    synth = commands.add_parser("synth", parents=[debug], help="write a synthetic corpus with ground truth")
     synth.add_argument("--docs", type=int, required=True, help="number of documents")
     synth.add_argument("--output", required=True, metavar="DIR")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=_cmd_synth)
 
-    demo = commands.add_parser("demo", help="synthesize a corpus and run configs/demo.yaml on it, offline")
+    demo = commands.add_parser("demo", parents=[debug], help="synthesize a corpus and run configs/demo.yaml on it, offline")
     demo.add_argument("--docs", type=int, default=DEMO_DOCS)
     demo.add_argument("--output", default="runs/demo", metavar="RUN")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     demo.set_defaults(func=_cmd_demo)
 
-    audit = commands.add_parser("audit", help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)")
+    audit = commands.add_parser("audit", parents=[debug], help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)")
     audit.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus files or globs")
     audit.add_argument("--benchmarks", required=True, metavar="SPEC", help="benchmark spec YAML (format in the README)")
     audit.add_argument("--output", default="audit", metavar="DIR", help="report folder (default: ./audit)")
@@ -190,13 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--workers", type=int, default=None)
     audit.set_defaults(func=_cmd_audit)
 
-    train = commands.add_parser("train", help="(re)train the fastText students on a run's teacher labels")
+    train = commands.add_parser("train", parents=[debug], help="(re)train the fastText students on a run's teacher labels")
     train.add_argument("run", metavar="RUN", help="run folder whose annotations/ holds the P2 sample and labels")
     train.add_argument("--hyperparams", default="configs/students.yaml", metavar="YAML")
     train.add_argument("--output", metavar="DIR", help="models folder (default: RUN/models)")
     train.set_defaults(func=_cmd_train)
 
-    plan = commands.add_parser("plan", help="estimate core-hours, GPU-hours, disk and wall clock for a corpus size")
+    plan = commands.add_parser("plan", parents=[debug], help="estimate core-hours, GPU-hours, disk and wall clock for a corpus size")
     plan.add_argument("--tokens", required=True, help="corpus size in tokens, e.g. 18T (Qwen2.5) or 500B")
     plan.add_argument("--cores", type=int, default=1024, help="CPU cores in the cluster (default 1024)")
     plan.add_argument("--gpus", type=int, default=8, help="GPUs for the teacher (default 8)")
@@ -206,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--throughput", metavar="JSON", help="throughputs file (default: configs/throughput.json)")
     plan.set_defaults(func=_cmd_plan)
 
-    report = commands.add_parser("report", help="print the funnel and domain mix of a run")
+    report = commands.add_parser("report", parents=[debug], help="print the funnel and domain mix of a run")
     report.add_argument("run", metavar="RUN")
     report.set_defaults(func=_cmd_report)
     return parser
@@ -216,9 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except MixwrightError as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

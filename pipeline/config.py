@@ -125,6 +125,10 @@ class DecontamConfig(Section):
     action: Literal["drop", "annotate"] = "drop"
 
 
+# A share sum this close to 1 counts as 1 (YAML decimals do not add up exactly).
+SHARE_TOLERANCE = 1e-6
+
+
 class MixtureConfig(Section):
     mode: Literal["multipliers", "shares"] = "multipliers"
     multipliers: dict[str, float] = Field(default_factory=dict)
@@ -138,6 +142,20 @@ class MixtureConfig(Section):
     shard_docs: int = Field(default=50_000, ge=1)
     # Token counts for shares and budgets: null = `\w+` word count, or a local tokenizer.json.
     tokenizer: str | None = None
+
+    @model_validator(mode="after")
+    def _targets_valid(self) -> MixtureConfig:
+        for key in ("multipliers", "shares"):
+            for domain, value in getattr(self, key).items():
+                if not value >= 0:
+                    raise ValueError(f"mixture.{key}.{domain} = {value}: must be a number >= 0")
+        if self.mode == "shares":
+            if not self.shares:
+                raise ValueError("mixture.mode is 'shares' but mixture.shares is empty: give a share per domain")
+            total = sum(self.shares.values())
+            if total > 1 + SHARE_TOLERANCE:
+                raise ValueError(f"mixture.shares sum to {total:.4g}; they are fractions of the output and must sum to <= 1")
+        return self
 
 
 class Config(Section):
@@ -245,6 +263,40 @@ def resolve_path(path: str | Path) -> Path:
         return given
     packaged = PACKAGE_ROOT / given
     return packaged if packaged.exists() else given
+
+
+# Settings that change speed, not output: they neither block a resume nor enter the config hash.
+RESOURCE_KEYS = (
+    "engine",
+    "teacher.replicas",
+    "teacher.tensor_parallel_size",
+    "teacher.concurrency",
+    "teacher.timeout_s",
+    "teacher.retries",
+    "teacher.backoff_s",
+    "teacher.batch_size",
+    "teacher.device",
+)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: dotted keys, as `--set` and error messages name them."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def output_settings(tree: dict[str, Any]) -> dict[str, Any]:
+    """The dotted settings of a config tree that shape the output (RESOURCE_KEYS left out)."""
+    return {
+        key: value
+        for key, value in flatten(tree).items()
+        if not any(key == k or key.startswith(f"{k}.") for k in RESOURCE_KEYS)
+    }
 
 
 def dump_config(config: Config) -> str:

@@ -12,7 +12,7 @@ global step, all under `work_dir` (RUN/work/p4_dedup):
 - `LshCandidateStep`, one task per partition p: reads partition p of every bucket file (row-group
   pruning), groups rows by (band, key) and links every member of a bucket to the bucket's smallest
   uid: a star, k - 1 edges instead of k(k-1)/2 pairs. Writes edges/<p>.parquet.
-- `cluster_duplicates` then takes connected components over the edges (only documents that have
+- `assign_clusters` then takes connected components over the edges (only documents that have
   a duplicate appear in them), picks one keeper per cluster and writes assignment/<r>.parquet
   (uid, cluster, size, keeper, is_keeper) per task of the documents it holds, so a P5 task loads
   only its own slice.
@@ -35,7 +35,6 @@ on task order or worker count. Documents with no word (no signature) are never c
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -50,13 +49,10 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from pipeline.config import DedupConfig, EngineConfig
+from pipeline.config import DedupConfig
 from pipeline.docio import RejectWriter, task_file, write_json_atomic
-from pipeline.engine import run_steps
 from stages.minhash import (
-    candidate_probability,
     lsh_shape,
-    lsh_threshold,
     read_signatures,
     verify_threshold,
     write_table_atomic,
@@ -82,7 +78,6 @@ _METADATA_PARSE = pa_json.ParseOptions(
     explicit_schema=pa.schema([("uid", pa.int64()), ("quality", pa.float64())]), unexpected_field_behavior="ignore"
 )
 _ONE_THREAD = pa_json.ReadOptions(use_threads=False)
-S_CURVE_POINTS = (0.5, 0.7, 0.8, 0.9)
 LARGEST_CLUSTERS = 10
 # MurmurHash3 fmix64 constants.
 _FMIX64_M1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -328,13 +323,17 @@ class LshCandidateStep(PipelineStep):
         return unique, matrix
 
 
-def _task_count(folder: Path) -> int:
-    """Number of per-task files rank 0..n-1 in `folder`; a gap is a programming error upstream."""
-    count = len(list(folder.glob("*.parquet")))
-    missing = [r for r in range(count) if not task_file(folder, r).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{folder}: task files are not numbered 0..{count - 1} (missing {missing[:5]})")
-    return count
+def lsh_step_lists(
+    signatures_dir: str | Path, documents_dir: str | Path, work_dir: str | Path, config: DedupConfig, tasks: int
+) -> list[tuple[str, list[PipelineStep]]]:
+    """P4's two datatrove step lists, (name, steps), each run for ranks 0..tasks-1 in order.
+
+    As many partitions as P1 tasks: a partition stays about the size of one task's bucket rows.
+    `assign_clusters(work_dir, tasks, tasks)` then takes over."""
+    return [
+        ("buckets", [LshBucketStep(signatures_dir, documents_dir, work_dir, config, partitions=tasks)]),
+        ("candidates", [LshCandidateStep(work_dir, config, sources=tasks)]),
+    ]
 
 
 def _keepers(members: pa.Table, nodes: np.ndarray, labels: np.ndarray) -> pa.Table:
@@ -367,8 +366,10 @@ def _keepers(members: pa.Table, nodes: np.ndarray, labels: np.ndarray) -> pa.Tab
     ).sort_by([("task", "ascending"), ("uid", "ascending")])
 
 
-def _cluster(work: Path, sources: int, partitions: int) -> dict[str, Any]:
-    """Global step: components of the edges, keepers, assignment files and the summary."""
+def assign_clusters(work_dir: str | Path, sources: int, partitions: int) -> dict[str, Any]:
+    """The global step of P4: components of the edges, one keeper per cluster, the assignment files
+    (one per task) and the summary, also saved as clusters.json for the dedup report."""
+    work = Path(work_dir)
     edges = pa.concat_tables([EDGE_SCHEMA.empty_table()] + [pq.read_table(task_file(work / "edges", p)) for p in range(partitions)])
     nodes, labels = connected_components(edges.column("uid").to_numpy(), edges.column("root").to_numpy())
     documents = without_signature = 0
@@ -387,7 +388,7 @@ def _cluster(work: Path, sources: int, partitions: int) -> dict[str, Any]:
     keepers = assignment.filter(assignment.column("is_keeper"))
     sizes = keepers.column("size").to_numpy()
     largest = np.lexsort((keepers.column("cluster").to_numpy(), -sizes))[:LARGEST_CLUSTERS]
-    return {
+    summary = {
         "documents_in": documents,
         "documents_without_signature": without_signature,
         "documents_in_clusters": assignment.num_rows,
@@ -399,32 +400,6 @@ def _cluster(work: Path, sources: int, partitions: int) -> dict[str, Any]:
             for row in keepers.take(largest).select(["cluster", "size", "keeper"]).to_pylist()
         ],
     }
-
-
-def cluster_duplicates(
-    signatures_dir: Path,
-    documents_dir: Path,
-    work_dir: Path,
-    config: DedupConfig,
-    engine: EngineConfig,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """P4: clusters of near-duplicates and their keepers in work_dir/assignment/<task>.parquet.
-
-    Tasks of the two datatrove steps already complete in `work_dir` are skipped, so a rerun after
-    a crash resumes; the global step is cheap and always reruns. Returns the summary, also saved
-    as work_dir/clusters.json for `write_dedup_report`.
-    """
-    work = Path(work_dir)
-    sources = _task_count(Path(signatures_dir))
-    # as many partitions as tasks: partitions stay about the size of a shard's bucket rows
-    partitions = sources
-    if sources:
-        bucket_step = LshBucketStep(signatures_dir, documents_dir, work, config, partitions)
-        run_steps("P4 LSH buckets", [bucket_step], sources, engine, work / "logs" / "buckets", show_progress)
-        candidate_step = LshCandidateStep(work, config, sources)
-        run_steps("P4 LSH candidates", [candidate_step], partitions, engine, work / "logs" / "candidates", show_progress)
-    summary = _cluster(work, sources, partitions)
     write_json_atomic(work / "clusters.json", summary)
     return summary
 
@@ -463,32 +438,3 @@ class DedupFilter(BaseFilter):
             return True
         doc.metadata["reject_details"] = {"keeper": keeper}
         return False, "near_duplicate"
-
-
-def write_dedup_report(work_dir: Path, config: DedupConfig, path: Path) -> dict[str, Any]:
-    """RUN/reports/dedup.json: P4's summary, the parameters and their S-curve."""
-    summary = json.loads((Path(work_dir) / "clusters.json").read_text())
-    bands, rows = lsh_shape(config)
-    report = {
-        **summary,
-        "kept": summary["documents_in"] - summary["removed"],
-        "parameters": {
-            "ngram": config.ngram,
-            "bands": bands,
-            "rows": rows,
-            "num_perm": bands * rows,
-            "seed": config.seed,
-            "threshold": config.threshold,
-            "lsh_threshold": round(lsh_threshold(bands, rows), 4),
-            "verify": config.verify,
-            "verify_threshold": round(verify_threshold(config), 4) if config.verify else None,
-        },
-        "s_curve": {str(s): round(candidate_probability(s, bands, rows), 4) for s in S_CURVE_POINTS},
-        "notes": [
-            f"{summary['documents_without_signature']} documents have no word after normalization, "
-            "hence no signature: they are never clustered and never removed by dedup.",
-            "Keeper: highest quality (documents without quality rank last), then smallest id.",
-        ],
-    }
-    write_json_atomic(path, report)
-    return report

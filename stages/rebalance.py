@@ -26,7 +26,7 @@ import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.config import MixtureConfig
+from pipeline.config import SHARE_TOLERANCE, MixtureConfig
 from pipeline.errors import ConfigError
 from pipeline.docio import RejectWriter, write_json_atomic
 from stages.tokens import MISSING_QUALITY, doc_domain, doc_quality
@@ -34,8 +34,6 @@ from stages.tokens import MISSING_QUALITY, doc_domain, doc_quality
 _HASH_RANGE = 2**64
 # Histogram of quality scores (0-5) in half-point bins, for the domain-mix report.
 QUALITY_EDGES = np.linspace(0.0, 5.0, 11)
-# A share sum this close to 1 counts as 1 (YAML decimals do not add up exactly).
-_SHARE_TOLERANCE = 1e-6
 
 
 def unit_hash(seed: int, doc_id: str, repeat: int) -> int:
@@ -65,14 +63,7 @@ def _infeasible(message: str, strict: bool, warnings: list[str]) -> None:
     warnings.append(message)
 
 
-def _check_non_negative(values: dict[str, float], key: str) -> None:
-    for domain, value in values.items():
-        if not value >= 0:
-            raise ConfigError(f"mixture.{key}.{domain} = {value}: must be a number >= 0")
-
-
 def _multiplier_rates(tokens: dict[str, int], config: MixtureConfig, warnings: list[str]) -> dict[str, float]:
-    _check_non_negative(config.multipliers, "multipliers")
     for domain in sorted(set(config.multipliers) - {d for d, t in tokens.items() if t > 0}):
         warnings.append(f"mixture.multipliers.{domain}: no documents of domain {domain!r}; the multiplier has no effect")
     rates = {d: config.multipliers.get(d, config.default_multiplier) for d in tokens}
@@ -95,17 +86,12 @@ def _multiplier_rates(tokens: dict[str, int], config: MixtureConfig, warnings: l
 
 def _share_rates(tokens: dict[str, int], config: MixtureConfig, warnings: list[str]) -> dict[str, float]:
     shares = dict(config.shares)
-    _check_non_negative(shares, "shares")
-    total_share = sum(shares.values())
-    if total_share > 1 + _SHARE_TOLERANCE:
-        raise ConfigError(f"mixture.shares sum to {total_share:.4g}; they are fractions of the output and must sum to <= 1")
-    if not shares:
-        raise ConfigError("mixture.mode is 'shares' but mixture.shares is empty: give a share per domain")
+    total_share = sum(shares.values())  # validated by MixtureConfig: >= 0 each, at most 1 in all
     # Domains not named share what the named ones leave, in their natural proportions.
     rest = sorted(d for d in tokens if d not in shares)
     groups: dict[str, tuple[list[str], float]] = {d: ([d], s) for d, s in sorted(shares.items()) if s > 0}
     rest_share = max(0.0, 1.0 - total_share)
-    if rest_share > _SHARE_TOLERANCE:
+    if rest_share > SHARE_TOLERANCE:
         groups["(domains not in mixture.shares)"] = (rest, rest_share)
     elif rest:
         warnings.append(f"mixture.shares sum to 1, so domains not named get no tokens: {', '.join(rest)}")
@@ -311,10 +297,18 @@ class MixtureSampler(PipelineStep):
     name = "🎚 Mixture sampler"
     type = "🔻 - FILTER"
 
-    def __init__(self, plan: Plan, exclusion_writer: RejectWriter | None = None):
+    def __init__(self, plan: Plan | str | os.PathLike, exclusion_writer: RejectWriter | None = None):
+        """`plan`: the P6 plan, or its JSON file (read in the worker, so the step can be built
+        before P6 has run, e.g. by the preflight check)."""
         super().__init__()
-        self.plan = plan
+        self._plan_source = plan
         self.exclusion_writer = exclusion_writer
+
+    @property
+    def plan(self) -> Plan:
+        if not isinstance(self._plan_source, Plan):
+            self._plan_source = Plan.from_json(self._plan_source)
+        return self._plan_source
 
     def _copies(self, doc: Document) -> int:
         domain = doc_domain(doc.metadata)

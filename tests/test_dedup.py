@@ -18,13 +18,9 @@ from pipeline.config import DedupConfig, EngineConfig
 from pipeline.docio import RejectWriter, read_documents, task_file, write_documents
 from pipeline.errors import PhaseFailed
 from pipeline.synth import generate
-from stages.dedup import (
-    DedupFilter,
-    bucket_edges,
-    cluster_duplicates,
-    connected_components,
-    write_dedup_report,
-)
+from pipeline.dedup_report import write_dedup_report
+from pipeline.phases import run_near_dedup
+from stages.dedup import DedupFilter, bucket_edges, connected_components
 from stages.minhash import (
     MinHasher,
     MinhashSignatureStep,
@@ -59,7 +55,7 @@ def prepare(root: Path, records: list[Record], tasks: int, config: DedupConfig, 
 
 def run_p4(root: Path, records: list[Record], tasks: int, config: DedupConfig, engine: EngineConfig = LOCAL1, **kw) -> dict:
     signatures, documents = prepare(root, records, tasks, config, **kw)
-    return cluster_duplicates(signatures, documents, root / "work", config, engine, show_progress=False)
+    return run_near_dedup(signatures, documents, root / "work", config, engine, show_progress=False)
 
 
 def assignment(root: Path) -> list[dict]:
@@ -349,11 +345,11 @@ def test_p4_resumes_without_recomputing_signatures(synth, tmp_path):
     hidden = tmp_path / "hidden.parquet"
     task_file(documents, 1).rename(hidden)  # task 1 of P4 fails: its documents are missing
     with pytest.raises((FileNotFoundError, PhaseFailed)):
-        cluster_duplicates(signatures, documents, tmp_path / "work", config, LOCAL1, show_progress=False)
+        run_near_dedup(signatures, documents, tmp_path / "work", config, LOCAL1, show_progress=False)
     done = task_file(tmp_path / "work" / "buckets", 0)
     done_mtime = done.stat().st_mtime_ns
     hidden.rename(task_file(documents, 1))
-    summary = cluster_duplicates(signatures, documents, tmp_path / "work", config, LOCAL1, show_progress=False)
+    summary = run_near_dedup(signatures, documents, tmp_path / "work", config, LOCAL1, show_progress=False)
     assert done.stat().st_mtime_ns == done_mtime, "a completed task is not redone"
     assert {p: p.stat().st_mtime_ns for p in signatures.iterdir()} == signature_mtimes
     fresh = run_p4(tmp_path / "fresh", records, tasks=3, config=config)

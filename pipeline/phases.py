@@ -1,0 +1,308 @@
+"""The phase table: every phase of a run, when it is enabled, what it reads and how it runs.
+
+A phase is one `Phase` entry in `PHASES`. Its per-shard work is datatrove step lists
+(`step_runs`), run in order on the configured engine; its global work (`finish`) runs after them
+on the driver and returns the phase's summary. The runner walks this table; the preflight check
+dry-builds every enabled phase's steps from it; the funnel's rows are the reject writers of the
+steps it builds, in order. Adding a phase, a filter or a deciding step means editing this file only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+from rich.console import Console
+
+from classifiers.students import train_from_paths
+from classifiers.taxonomy import load_rubric, load_taxonomy
+from classifiers.teacher import LABELS_FILE, annotate, save_annotations, select_sample
+from decontam.benchmarks import load_benchmarks
+from pipeline.config import Config, DedupConfig, EngineConfig, resolve_path
+from pipeline.contamination_report import write_contamination_reports
+from pipeline.dedup_report import write_dedup_report
+from pipeline.docio import RejectWriter, read_documents, write_documents
+from pipeline.engine import run_steps
+from pipeline.errors import PhaseFailed
+from pipeline.funnel import count_rows
+from pipeline.rundir import RunDir
+from stages.checkpoint import PhaseInput, PhaseOutput
+from stages.decontam import ContaminationFilter
+from stages.dedup import DedupFilter, assign_clusters, lsh_step_lists
+from stages.heuristics import build_filter
+from stages.langid import LanguageFilter, LanguageTagger
+from stages.minhash import MinhashSignatureStep
+from stages.mixture_writer import MixtureWriter, write_manifest
+from stages.reader import Shard, ShardReader
+from stages.rebalance import MixtureSampler, Plan, compute_plan
+from stages.scoring import QualityFilter, StudentScorer
+from stages.tokens import TokenCounter
+
+SAMPLE_FILE = "sample.parquet"
+
+
+@dataclass
+class RunContext:
+    config: Config
+    run: RunDir
+    console: Console
+    show_progress: bool = True
+    shards: list[Shard] = field(default_factory=list)
+    config_hash: str = ""
+
+    @property
+    def tasks(self) -> int:
+        return len(self.shards)
+
+    def docs(self, phase: str) -> Path:
+        return self.run.phase(phase) / "docs"
+
+    def rejects(self, stage: str) -> RejectWriter:
+        return RejectWriter(self.run.rejected, stage)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One datatrove step list run for ranks 0..tasks-1, with its task logs in `logs`."""
+
+    label: str
+    steps: list[PipelineStep]
+    tasks: int
+    logs: Path
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    label: str
+    enabled: Callable[[Config], bool]
+    reads: tuple[str, ...]  # run folders (phase ids or RUN/<folder>) the phase reads
+    step_runs: Callable[[RunContext], list[StepRun]]
+    finish: Callable[[RunContext], dict[str, Any]]
+
+
+def _shard_run(ctx: RunContext, phase: str, label: str, steps: list[PipelineStep]) -> list[StepRun]:
+    return [StepRun(label, steps, ctx.tasks, ctx.run.phase(phase) / "logs")]
+
+
+def _no_steps(ctx: RunContext) -> list[StepRun]:
+    return []
+
+
+def _document_count(phase: str) -> Callable[[RunContext], dict[str, Any]]:
+    return lambda ctx: {"documents": count_rows(ctx.docs(phase))}
+
+
+def _signatures(ctx: RunContext) -> Path:
+    return ctx.run.phase("p1_filter") / "signatures"
+
+
+# ---------------------------------------------------------------- P1
+
+
+def _filter_steps(ctx: RunContext) -> list[StepRun]:
+    cfg, run = ctx.config, ctx.run
+    steps: list[PipelineStep] = [
+        ShardReader(ctx.shards, cfg.input, str(run.quarantine), str(run.phase("p1_filter") / "counts"))
+    ]
+    if cfg.langid.enabled:
+        steps += [LanguageTagger(), LanguageFilter(cfg.langid, ctx.rejects("langid"))]
+    steps += [build_filter(spec, run.rejected) for spec in cfg.filters]
+    if cfg.dedup.enabled:
+        steps.append(MinhashSignatureStep(cfg.dedup, _signatures(ctx)))
+    steps.append(PhaseOutput(ctx.docs("p1_filter")))
+    return _shard_run(ctx, "p1_filter", "P1 filter", steps)
+
+
+# ---------------------------------------------------------------- P2
+
+
+def _all_documents(folder: Path) -> Iterator[Document]:
+    for path in sorted(folder.glob("*.parquet")):
+        yield from read_documents(path)
+
+
+def _teacher_and_students(ctx: RunContext) -> dict[str, Any]:
+    """The teacher labels a deterministic sample; fastText students learn from it."""
+    cfg, run = ctx.config, ctx.run
+    teacher = cfg.teacher
+    ctx.console.print(f"P2 teacher: sampling {teacher.sample_size} documents for the {teacher.backend} teacher")
+    sample = select_sample(_all_documents(ctx.docs("p1_filter")), teacher.sample_size, teacher.seed)
+    write_documents(run.annotations / SAMPLE_FILE, sample)
+    annotations = annotate(
+        sample,
+        teacher,
+        load_taxonomy(),
+        load_rubric(),
+        run.annotations / "cache",
+        max_chars=teacher.max_chars,
+        **teacher.backend_options(),
+    )
+    labels_path = save_annotations(annotations, run.annotations)
+    report = annotations.report()
+    if report["errors"]:
+        ctx.console.print(f"[yellow]P2 teacher: failed answers {report['errors']} (see {run.annotations / 'report.json'})")
+    ctx.console.print(f"P2 students: training fastText on {report['complete']} labelled documents")
+    try:
+        cards = train_from_paths(
+            run.annotations / SAMPLE_FILE, labels_path, run.models, resolve_path(cfg.students.hyperparams)
+        )
+    except ValueError as exc:
+        raise PhaseFailed(f"P2 students: {exc}") from exc
+    return {"teacher": report, "students": {name: card.get("holdout") for name, card in cards.items()}}
+
+
+# ---------------------------------------------------------------- P3
+
+
+def _score_steps(ctx: RunContext) -> list[StepRun]:
+    cfg, run = ctx.config, ctx.run
+    steps: list[PipelineStep] = [PhaseInput(ctx.docs("p1_filter"))]
+    if cfg.students.enabled:
+        steps.append(StudentScorer(run.models, run.annotations / LABELS_FILE))
+    if cfg.quality.min_quality is not None:
+        steps.append(QualityFilter(cfg.quality.min_quality, ctx.rejects("quality")))
+    steps.append(PhaseOutput(ctx.docs("p3_score")))
+    return _shard_run(ctx, "p3_score", "P3 score", steps)
+
+
+# ---------------------------------------------------------------- P4
+
+
+def _lsh_runs(signatures: Path, documents: Path, work: Path, config: DedupConfig, tasks: int) -> list[StepRun]:
+    lists = lsh_step_lists(signatures, documents, work, config, tasks)
+    return [StepRun(f"P4 LSH {name}", steps, tasks, work / "logs" / name) for name, steps in lists]
+
+
+def _lsh_steps(ctx: RunContext) -> list[StepRun]:
+    return _lsh_runs(_signatures(ctx), ctx.docs("p3_score"), ctx.run.phase("p4_dedup"), ctx.config.dedup, ctx.tasks)
+
+
+def _clusters(ctx: RunContext) -> dict[str, Any]:
+    work = ctx.run.phase("p4_dedup")
+    summary = assign_clusters(work, ctx.tasks, ctx.tasks)
+    write_dedup_report(work, ctx.config.dedup, ctx.run.reports / "dedup.json")
+    return summary
+
+
+# ---------------------------------------------------------------- P5
+
+
+def _matches(ctx: RunContext) -> Path:
+    return ctx.run.phase("p5_clean") / "matches"
+
+
+def _stats(ctx: RunContext) -> Path:
+    return ctx.run.phase("p5_clean") / "stats"
+
+
+def _clean_steps(ctx: RunContext) -> list[StepRun]:
+    cfg, run = ctx.config, ctx.run
+    steps: list[PipelineStep] = [PhaseInput(ctx.docs("p3_score"))]
+    if cfg.dedup.enabled:
+        steps.append(DedupFilter(run.phase("p4_dedup"), ctx.rejects("dedup")))
+    if cfg.decontam.enabled:
+        steps.append(ContaminationFilter(cfg.decontam, _matches(ctx), ctx.rejects("decontam")))
+    steps += [TokenCounter(_stats(ctx), cfg.mixture.tokenizer), PhaseOutput(ctx.docs("p5_clean"))]
+    return _shard_run(ctx, "p5_clean", "P5 clean", steps)
+
+
+def _clean_summary(ctx: RunContext) -> dict[str, Any]:
+    cfg, run = ctx.config, ctx.run
+    summary: dict[str, Any] = {"documents": count_rows(ctx.docs("p5_clean"))}
+    if cfg.decontam.enabled:
+        scanned = count_rows(ctx.docs("p3_score")) - count_rows(run.rejected / "dedup")
+        benchmarks = load_benchmarks(resolve_path(cfg.decontam.benchmarks))
+        summary["contamination"] = write_contamination_reports(
+            _matches(ctx), scanned, benchmarks, run.reports, cfg.decontam
+        )
+    return summary
+
+
+# ---------------------------------------------------------------- P6, P7
+
+
+def plan_file(run: RunDir) -> Path:
+    return run.phase("p6_plan") / "plan.json"
+
+
+def _sampling_rates(ctx: RunContext) -> dict[str, Any]:
+    plan = compute_plan(_stats(ctx), ctx.config.mixture)
+    plan.to_json(plan_file(ctx.run))
+    for warning in plan.warnings:
+        ctx.console.print(f"[yellow]P6 plan: {warning}")
+    return {"rates": {domain: p.rate for domain, p in sorted(plan.domains.items())}, "warnings": plan.warnings}
+
+
+def _mixture_steps(ctx: RunContext) -> list[StepRun]:
+    cfg, run = ctx.config, ctx.run
+    steps: list[PipelineStep] = [
+        PhaseInput(ctx.docs("p5_clean")),
+        MixtureSampler(plan_file(run), ctx.rejects("rebalance")),
+        MixtureWriter(run.mixture, cfg.mixture.shard_docs),
+    ]
+    return _shard_run(ctx, "p7_mixture", "P7 mixture", steps)
+
+
+def _manifest(ctx: RunContext) -> dict[str, Any]:
+    manifest = write_manifest(ctx.run.mixture, Plan.from_json(plan_file(ctx.run)), ctx.config_hash)
+    return {"totals": manifest["totals"]}
+
+
+def _always(config: Config) -> bool:
+    return True
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("p1_filter", "P1 filter", _always, ("input",), _filter_steps, _document_count("p1_filter")),
+    Phase(
+        "p2_teacher", "P2 teacher + students", lambda c: c.students.enabled, ("p1_filter",),
+        _no_steps, _teacher_and_students,
+    ),
+    Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _document_count("p3_score")),
+    Phase("p4_dedup", "P4 dedup clusters", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _lsh_steps, _clusters),
+    Phase("p5_clean", "P5 dedup + decontam + tokens", _always, ("p3_score", "p4_dedup"), _clean_steps, _clean_summary),
+    Phase("p6_plan", "P6 mixture plan", _always, ("p5_clean",), _no_steps, _sampling_rates),
+    Phase("p7_mixture", "P7 mixture", _always, ("p5_clean", "p6_plan"), _mixture_steps, _manifest),
+)
+
+
+def enabled_phases(config: Config) -> list[Phase]:
+    return [phase for phase in PHASES if phase.enabled(config)]
+
+
+def run_phase(ctx: RunContext, phase: Phase) -> dict[str, Any]:
+    """The phase's step lists in order on the engine, then its global work; returns its summary."""
+    for step_run in phase.step_runs(ctx):
+        run_steps(step_run.label, step_run.steps, step_run.tasks, ctx.config.engine, step_run.logs, ctx.show_progress)
+    return phase.finish(ctx)
+
+
+def run_near_dedup(
+    signatures: Path, documents: Path, work: Path, config: DedupConfig, engine: EngineConfig, show_progress: bool = True
+) -> dict[str, Any]:
+    """P4 alone, on a folder of P1 signature files and one of documents (tests and benchmarks)."""
+    tasks = len(list(Path(signatures).glob("*.parquet")))
+    for step_run in _lsh_runs(signatures, documents, work, config, tasks):
+        run_steps(step_run.label, step_run.steps, step_run.tasks, engine, step_run.logs, show_progress)
+    return assign_clusters(work, tasks, tasks)
+
+
+def reject_stages(steps: list[PipelineStep]) -> list[str]:
+    """The stages the steps reject into, in order: a step's `exclusion_writer`, or any attribute
+    holding RejectWriters (a fused step that decides for several presets)."""
+    stages: list[str] = []
+    for step in steps:
+        for value in vars(step).values():
+            writers = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+            stages += [w.stage for w in writers if isinstance(w, RejectWriter) and w.stage not in stages]
+    return stages
+
+
+def funnel_stages(ctx: RunContext) -> list[str]:
+    """The funnel's rows: the reject stages of every enabled phase's steps, in pipeline order."""
+    return reject_stages([step for phase in enabled_phases(ctx.config) for r in phase.step_runs(ctx) for step in r.steps])
