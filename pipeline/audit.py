@@ -61,8 +61,9 @@ def run_audit(
 
 def _print_summary(console: Console, summary: dict[str, Any], output: Path) -> None:
     table = Table(title="Contamination (LCS rule)")
-    for column in ("benchmark", "items", "too short", "items hit", "docs hit", "item rate"):
-        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    table.add_column("benchmark", overflow="fold")
+    for column in ("items", "too short", "items hit", "docs hit", "item rate"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, b in summary["benchmarks"].items():
         short = "-" if b["items_too_short"] is None else f"{b['items_too_short']:,}"
         table.add_row(Text(name), f"{b['items']:,}", short, f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.2f}%")

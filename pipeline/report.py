@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -13,21 +13,32 @@ from pipeline.domain_mix import domain_mix_tables
 from pipeline.rundir import RunDir
 
 
-def funnel_table(funnel: dict) -> Table:
+# Below this width the funnel's reasons leave the table for lines of their own.
+WIDE = 110
+
+
+def _reasons(stage: dict) -> str:
+    reasons = sorted(stage["reasons"].items(), key=lambda item: -item[1])[:3]
+    return ", ".join(f"{reason} {n:,}" for reason, n in reasons)
+
+
+def funnel_table(funnel: dict, width: int = WIDE) -> list[RenderableType]:
+    """The funnel as one table on a wide terminal; at 80 columns, a table of counts with each
+    stage's top reasons stacked below it, so no header or number is ever cut."""
+    wide = width >= WIDE
     table = Table(title="Funnel: where every input document went", title_justify="left")
-    for column in ("stage", "in", "kept", "rejected", "quarantined", "top reasons"):
-        table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
+    table.add_column("stage", overflow="fold")
+    for column in ("in", "kept", "rejected", "quarantined"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if wide:
+        table.add_column("top reasons", overflow="fold")
+    below: list[RenderableType] = []
     for stage in funnel["stages"]:
-        reasons = sorted(stage["reasons"].items(), key=lambda item: -item[1])[:3]
-        table.add_row(
-            stage["name"],
-            f"{stage['in']:,}",
-            f"{stage['kept']:,}",
-            f"{stage['rejected']:,}",
-            f"{stage['quarantined']:,}",
-            ", ".join(f"{reason} {n:,}" for reason, n in reasons),
-        )
-    return table
+        counts = [f"{stage[key]:,}" for key in ("in", "kept", "rejected", "quarantined")]
+        table.add_row(Text(stage["name"]), *counts, *([Text(_reasons(stage))] if wide else []))
+        if not wide and stage["reasons"]:
+            below.append(Text(f"  {stage['name']}: {_reasons(stage)}", overflow="fold"))
+    return [table, *below]
 
 
 def conservation_line(funnel: dict) -> str:
@@ -53,8 +64,9 @@ def contamination_table(summary: dict) -> Table:
         title=f"Contamination: {summary['docs_contaminated']:,} of {summary['docs_scanned']:,} documents",
         title_justify="left",
     )
-    for column in ("benchmark", "items", "items hit", "docs hit", "items hit %"):
-        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    table.add_column("benchmark", overflow="fold")
+    for column in ("items", "items hit", "docs hit", "items hit %"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, b in sorted(summary["benchmarks"].items()):
         table.add_row(Text(name), f"{b['items']:,}", f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.1f}")
     return table
@@ -68,7 +80,8 @@ def print_report(run_dir: Path, console: Console) -> int:
         console.print(f"error: {run_dir} has no reports/funnel.json: not a finished mixwright run")
         return 2
     funnel = json.loads(funnel_path.read_text())
-    console.print(funnel_table(funnel))
+    for renderable in funnel_table(funnel, console.width):
+        console.print(renderable)
     console.print(conservation_line(funnel))
     if (run.mixture / "manifest.json").is_file():
         for table in domain_mix_tables(run.root):
