@@ -3,6 +3,7 @@ near-duplicates, planted benchmark items, teacher labels and the committed synth
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter, defaultdict
@@ -13,12 +14,19 @@ import numpy as np
 import pytest
 import yaml
 from datatrove.data import Document
-from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
 from rapidfuzz.distance import LCSseq
 
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from pipeline.config import CONFIGS_DIR
 from pipeline.synth import BENCHMARK_NAME, DUP_EDIT_RATES, benchmark_items, edit_words, generate
+from pipeline.synth.styles import BLOCKS, domain_styles
+from pipeline.synth.vocab import SHARED_POOLS, SHARED_TEMPLATES, compile_template, load_data
 from stages.langid import lid_model_path
 
 LOW_QUALITY = ("spam", "boilerplate", "repetition", "short", "symbols")
@@ -52,6 +60,34 @@ def test_same_seed_same_bytes_other_seed_other_corpus(tmp_path):
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     assert (tmp_path / "a" / "corpus.jsonl").read_bytes() != (tmp_path / "c" / "corpus.jsonl").read_bytes()
+
+
+def test_default_corpus_is_pinned(tmp_path):
+    """The default output is a contract (tests and benchmarks elsewhere assume it): these digests are
+    those of the generator before its data moved to configs/synth/. A deliberate change to the
+    default corpus updates them; an accidental one (a reordered draw, an edited pool) fails here."""
+    generate(tmp_path, docs=600, seed=7)
+    digests = {
+        f: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("corpus.jsonl", "annotations.jsonl")
+    }
+    assert digests == {
+        "corpus.jsonl": "7d3e7ab74219429b77ae7221746a13b9d7aa723a0657be44406e2bef299b5e73",
+        "annotations.jsonl": "ae0cc7830c063e8501b7aec96861c336fe37ea4bf56cedcd2944cb6085ade374",
+    }
+
+
+def test_data_files_are_consistent():
+    """configs/synth/*.yaml: every taxonomy domain but other_spam has a written style, every block
+    named exists, and every template slot has a pool (shared, or the domain's own)."""
+    taxonomy = load_taxonomy()
+    written = load_data("domains")["domains"]
+    assert set(written) == set(taxonomy.ids) - {"other_spam"}
+    assert {spec["block"] for spec in written.values() if "block" in spec} <= set(BLOCKS)
+    assert {spec["confusable"] for spec in written.values()} <= set(taxonomy.ids)
+    for domain, style in domain_styles(taxonomy).items():
+        slots = set(SHARED_POOLS) | set(style.pools)
+        for template in (*style.templates, *(t for group in SHARED_TEMPLATES.values() for t in group)):
+            assert set(compile_template(template)[1]) <= slots, (domain, template)
 
 
 def test_ground_truth(records):
@@ -126,7 +162,9 @@ def test_dup_groups_are_near_duplicates(records):
             rate = copy["meta"]["dup_edit_rate"]
             rates.add(rate)
             assert rate in DUP_EDIT_RATES
-            jaccard = len(_shingles(copy["text"]) & _shingles(base["text"])) / len(_shingles(copy["text"]) | _shingles(base["text"]))
+            jaccard = len(_shingles(copy["text"]) & _shingles(base["text"])) / len(
+                _shingles(copy["text"]) | _shingles(base["text"])
+            )
             if rate == 0.0:
                 assert copy["text"] == base["text"]
             elif rate <= 0.05:
@@ -205,7 +243,16 @@ def test_committed_synthbench_in_sync(corpus):
     committed = CONFIGS_DIR / "benchmarks" / "synthbench.jsonl"
     assert _read(committed) == items, "regenerate with pipeline.synth.write_benchmark"
     assert _read(corpus / "benchmark.jsonl") == items
-    for spec_path, data_name in ((CONFIGS_DIR / "benchmarks" / "demo.yaml", "synthbench.jsonl"), (corpus / "benchmarks.yaml", "benchmark.jsonl")):
+    for spec_path, data_name in (
+        (CONFIGS_DIR / "benchmarks" / "demo.yaml", "synthbench.jsonl"),
+        (corpus / "benchmarks.yaml", "benchmark.jsonl"),
+    ):
         (spec,) = yaml.safe_load(spec_path.read_text())["benchmarks"]
-        assert spec == {"name": BENCHMARK_NAME, "path": data_name, "fields": ["question", "answer"], "id": "id", "preset": None}
+        assert spec == {
+            "name": BENCHMARK_NAME,
+            "path": data_name,
+            "fields": ["question", "answer"],
+            "id": "id",
+            "preset": None,
+        }
         assert (spec_path.parent / spec["path"]).is_file()
