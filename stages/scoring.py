@@ -17,6 +17,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.batching import batched
 
 from pipeline.docio import RejectWriter
+from pipeline.worker import file_version, load_once
 
 # fastText predicts a few thousand short documents per second per core: batches amortise the
 # Python overhead per call without holding much text in memory.
@@ -40,9 +41,11 @@ class StudentScorer(PipelineStep):
         from classifiers.students import Students
         from classifiers.teacher import load_teacher_labels
 
-        self._students = Students(self.models_dir)
+        models = self.models_dir
+        self._students = load_once(("students", file_version(models)), lambda: Students(models))
         if isinstance(self.teacher_labels, str):
-            self._teacher = load_teacher_labels(self.teacher_labels)
+            path = self.teacher_labels
+            self._teacher = load_once(("teacher_labels", file_version(path)), lambda: load_teacher_labels(path))
         else:
             self._teacher = dict(self.teacher_labels or {})
 

@@ -1,4 +1,4 @@
-"""Every module of pipeline/ sits on a floor of the import-linter contract, so none escapes it."""
+"""The floors hold (every pipeline module on one), and base-floor helpers behave."""
 
 from __future__ import annotations
 
@@ -18,3 +18,22 @@ def test_every_pipeline_module_is_on_a_floor():
         if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()
     }
     assert modules - named == set(), "add these modules to a floor in pyproject.toml [tool.importlinter]"
+
+
+def test_load_once_per_process_and_again_when_the_file_changes(tmp_path):
+    from pipeline.worker import file_version, load_once
+
+    model = tmp_path / "model.bin"
+    model.write_text("v1")
+    loads: list[str] = []
+
+    def load() -> str:
+        loads.append(model.read_text())
+        return loads[-1]
+
+    assert load_once(("m", file_version(model)), load) == "v1"
+    assert load_once(("m", file_version(model)), load) == "v1"
+    assert loads == ["v1"]
+    model.write_text("v2 longer")  # rewritten in place: a new version, loaded again
+    assert load_once(("m", file_version(model)), load) == "v2 longer"
+    assert loads == ["v1", "v2 longer"]
