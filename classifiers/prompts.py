@@ -12,6 +12,8 @@ shared prefix is still in the cache (vLLM's automatic prefix caching, block gran
 from __future__ import annotations
 
 import hashlib
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from classifiers.taxonomy import SCORE_LABELS, Rubric, Taxonomy
@@ -28,8 +30,23 @@ class Question:
     text: str
 
 
-def system_prompt(taxonomy: Taxonomy, rubric: Rubric) -> str:
-    domains = "\n".join(f"{d.letter}. {d.id}: {d.description}" for d in taxonomy.domains)
+def letter_map(taxonomy: Taxonomy, order: int) -> dict[str, str]:
+    """letter -> domain id in answer order `order`; 0 is the taxonomy's own order.
+
+    A few fixed orders, one picked per document by hash, average out a model's preference for
+    some letters (WebOrganizer shuffles its choices) while keeping one shared system prompt per
+    order for prefix caching.
+    """
+    ids = list(taxonomy.ids)
+    if order:
+        random.Random(order).shuffle(ids)
+    return dict(zip(taxonomy.letters, ids, strict=True))
+
+
+def system_prompt(taxonomy: Taxonomy, rubric: Rubric, letters: Mapping[str, str] | None = None) -> str:
+    letters = letters or taxonomy.by_letter()
+    described = {d.id: d.description for d in taxonomy.domains}
+    domains = "\n".join(f"{letter}. {domain}: {described[domain]}" for letter, domain in letters.items())
     dims = "\n".join(f"- {d.id}: {d.description}" for d in rubric.dimensions)
     return (
         "You annotate web documents for a language-model pre-training corpus. You read one document "

@@ -1,19 +1,18 @@
 """The teacher (phase P2): sample, ask an LLM (or read labels), parse, cache.
 
-A backend turns requests into label distributions; everything around it (sampling, caching,
-parsing, turning distributions into `domain` / `quality_<dim>` labels, counting failures) lives
-here so every backend behaves the same. A failed request is counted by kind (`timeout`,
-`server_error`, `unparseable`) and leaves that label unset: never a crash, never a made-up label.
+A backend turns requests into answers; everything around it (sampling, answer orders, caching,
+the label-mass check, turning answers into `domain` / `quality_<dim>` labels, counting failures,
+stopping a run that fails too often) lives here so every backend behaves the same. A failed
+request is counted by kind (`timeout`, `server_error`, `unparseable`, `too_long`) and leaves that
+label unset: never a crash, never a made-up label.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
-import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,21 @@ import xxhash
 from datatrove.data import Document
 
 from classifiers import prompts
+from classifiers.annotations import AnnotationCache, Annotations, Progress, letter_bias
 from classifiers.backends import PROMPTING_BACKENDS, get_backend
-from classifiers.backends.base import Backend, Request, TeacherError
+from classifiers.backends.base import Answer, Backend, Outcome, Request, TeacherError
 from classifiers.prompts import DOMAIN_QUESTION
 from classifiers.taxonomy import Rubric, Taxonomy
 from pipeline.config import TeacherConfig
 from pipeline.docio import AtomicParquetWriter, write_json_atomic
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PhaseFailed
 
-# Requests per backend call: the cache is appended after each, so a killed run loses at most one.
-_CHUNK = 512
+__all__ = ["LABELS_FILE", "Annotations", "annotate", "load_teacher_labels", "save_annotations", "select_sample"]
+
+# The cache is appended every this many answers: a killed run loses at most that many.
+_FLUSH_EVERY = 256
+# The error-rate stop needs this many answers first, so a few early failures cannot stop a run.
+_MIN_FOR_RATE = 50
 
 
 # ---------------------------------------------------------------- answers -> labels
@@ -43,12 +47,17 @@ def expected_score(dist: Mapping[str, float]) -> float:
 
 
 def labels_from_outcomes(
-    outcomes: Mapping[str, Mapping[str, float]], taxonomy: Taxonomy, rubric: Rubric
+    outcomes: Mapping[str, Mapping[str, float]],
+    taxonomy: Taxonomy,
+    rubric: Rubric,
+    letters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Per-question distributions of one document -> the metadata keys P3 writes (same names)."""
+    """Per-question distributions of one document -> the metadata keys P3 writes (same names).
+
+    `letters` is the letter -> domain map the document was asked with (its answer order)."""
     record: dict[str, Any] = {}
     if DOMAIN_QUESTION in outcomes:
-        to_id = taxonomy.by_letter()
+        to_id = letters or taxonomy.by_letter()
         probs = {to_id[letter]: p for letter, p in outcomes[DOMAIN_QUESTION].items()}
         # ties go to the taxonomy's order, so the label never depends on dict order
         best = max(taxonomy.ids, key=lambda d: (probs.get(d, 0.0), -taxonomy.ids.index(d)))
@@ -88,63 +97,27 @@ def select_sample(docs: Iterable[Document], k: int, seed: int) -> list[Document]
     return [doc for *_, doc in sorted(heap, key=lambda item: (-item[0], -item[1]))]
 
 
-# ---------------------------------------------------------------- cache
-
-
-class AnnotationCache:
-    """Answers keyed by (text hash, model, prompt hash), one append-only JSONL file per model.
-
-    Only parsed answers are stored: failures are asked again on the next run.
-    """
-
-    def __init__(self, cache_dir: str | Path, model: str):
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
-        self.path = Path(cache_dir) / f"{slug}-{xxhash.xxh64_hexdigest(model)}.jsonl"
-        self._answers: dict[tuple[str, str], dict[str, float]] = {}
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a killed run
-                    continue
-                self._answers[(item["text"], item["prompt"])] = item["probs"]
-
-    def get(self, text: str, prompt: str) -> dict[str, float] | None:
-        return self._answers.get((text, prompt))
-
-    def put_many(self, items: Iterable[tuple[str, str, dict[str, float]]]) -> None:
-        lines = []
-        for text, prompt, probs in items:
-            self._answers[(text, prompt)] = probs
-            lines.append(json.dumps({"text": text, "prompt": prompt, "probs": probs}, sort_keys=True))
-        if lines:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as fh:
-                fh.write("\n".join(lines) + "\n")
-
-    def __len__(self) -> int:
-        return len(self._answers)
-
-
 # ---------------------------------------------------------------- annotate
 
 
-@dataclass
-class Annotations:
-    labels: dict[int, dict[str, Any]]  # uid -> {"id", "domain", "domain_prob", "domain_probs", "quality_<dim>", "quality"}
-    errors: Counter = field(default_factory=Counter)  # "<kind>" and "<question>:<kind>" -> count
-    asked: int = 0  # requests sent to the backend
-    cached: int = 0  # requests answered from the cache
+def cache_identity(teacher: TeacherConfig) -> str:
+    """Everything outside the prompt text that changes an answer: a change re-asks, nothing else does.
 
-    def report(self) -> dict[str, Any]:
-        complete = sum(1 for r in self.labels.values() if "quality" in r and "domain" in r)
-        return {
-            "documents": len(self.labels),
-            "complete": complete,
-            "asked": self.asked,
-            "cached": self.cached,
-            "errors": dict(sorted(self.errors.items())),
-        }
+    The chat template is the model's own, fixed by (model, revision): pin `teacher.revision`."""
+    rendering = teacher.api if teacher.backend == "endpoint" else "chat_template"
+    return "|".join([
+        teacher.backend,
+        teacher.model or "",
+        teacher.revision or "unpinned",
+        rendering,
+        json.dumps(teacher.chat_template_kwargs, sort_keys=True),
+        "constrained" if teacher.constrain else "free",
+    ])
+
+
+def answer_order(text_hash: str, orders: int) -> int:
+    """The document's answer order, from its text: the same text always gets the same order (cache)."""
+    return int(text_hash[:8], 16) % orders
 
 
 def annotate(
@@ -155,9 +128,11 @@ def annotate(
     cache_dir: str | Path,
     backend: Backend | None = None,
     max_chars: int = 4000,
+    progress: Callable[[str], None] | None = None,
     **backend_options: Any,
 ) -> Annotations:
-    """Label `sample` with the configured teacher. `backend` overrides the one built from `teacher`."""
+    """Label `sample` with the configured teacher. `backend` overrides the one built from `teacher`;
+    a backend built here is closed (engines shut down, GPUs released) before returning."""
     if teacher.backend == "labels" and backend is None:
         if not teacher.labels_path:
             raise ConfigError("teacher.labels_path is required when teacher.backend is 'labels'")
@@ -165,54 +140,123 @@ def annotate(
 
         labels, errors = read_labels(teacher.labels_path, sample, taxonomy, rubric)
         return Annotations(labels=labels, errors=errors)
-    backend = backend or build_backend(teacher, **backend_options)
-    system = prompts.system_prompt(taxonomy, rubric)
+    orders = [prompts.letter_map(taxonomy, k) for k in range(teacher.permutations)]
+    systems = [prompts.system_prompt(taxonomy, rubric, order) for order in orders]
     qs = prompts.questions(taxonomy, rubric, teacher.mode)
-    hashes = {q.id: prompts.prompt_hash(system, q, teacher.mode, max_chars) for q in qs}
-    cache = AnnotationCache(cache_dir, backend.model)
-    result = Annotations(labels={})
+    hashes = [{q.id: prompts.prompt_hash(system, q, teacher.mode, max_chars) for q in qs} for system in systems]
+    identity = cache_identity(teacher) if backend is None else f"custom|{backend.model}"
+    cache = AnnotationCache(cache_dir, identity, backend.model if backend is not None else teacher.model or "")
+    result = Annotations(labels={}, min_label_mass=teacher.min_label_mass if teacher.mode == "logprobs" else 0.0)
     answers: dict[int, dict[str, dict[str, float]]] = {}
-    pending: list[tuple[str, Request]] = []  # (text hash, request), a document's questions adjacent
+    order_of: dict[int, int] = {}
+    pending: list[tuple[str, str, Request]] = []  # (text hash, prompt hash, request), a document's questions adjacent
     for doc in sample:
         uid, th = int(doc.metadata["uid"]), prompts.text_hash(doc.text)
+        order_of[uid] = k = answer_order(th, len(orders))
         answers[uid] = {}
         result.labels[uid] = {"id": doc.id}
         document = prompts.truncate(doc.text, max_chars)
         for q in qs:
-            hit = cache.get(th, hashes[q.id])
+            hit = cache.get(th, hashes[k][q.id])
             if hit is not None:
-                answers[uid][q.id] = hit
                 result.cached += 1
+                _accept(result, answers[uid], q.id, hit)
             else:
-                pending.append((th, Request(uid, q, prompts.messages(system, document, q))))
-    for start in range(0, len(pending), _CHUNK):
-        chunk = pending[start : start + _CHUNK]
-        outcomes = backend.ask([r for _, r in chunk], teacher.mode)
-        result.asked += len(chunk)
-        fresh = []
-        for (th, request), outcome in zip(chunk, outcomes, strict=True):
-            if isinstance(outcome, TeacherError):
-                result.errors[outcome.kind] += 1
-                result.errors[f"{request.question.id}:{outcome.kind}"] += 1
-                continue
-            answers[request.doc_key][request.question.id] = outcome
-            fresh.append((th, hashes[request.question.id], outcome))
-        cache.put_many(fresh)
+                pending.append((th, hashes[k][q.id], Request(uid, q, prompts.messages(systems[k], document, q))))
+    if pending:
+        owned = backend is None
+        backend = backend or build_backend(teacher, **backend_options)
+        try:
+            _ask_all(backend, pending, teacher, result, answers, cache, Progress(len(pending), progress))
+        finally:
+            cache.flush()
+            if owned:
+                backend.close()
     for uid, per_question in answers.items():
-        result.labels[uid] |= labels_from_outcomes(per_question, taxonomy, rubric)
+        result.labels[uid] |= labels_from_outcomes(per_question, taxonomy, rubric, orders[order_of[uid]])
+    result.letter_bias = letter_bias(
+        ((answers[uid][DOMAIN_QUESTION], orders[order_of[uid]]) for uid in answers if DOMAIN_QUESTION in answers[uid]),
+        orders,
+    )
     return result
 
 
-def build_backend(teacher: TeacherConfig, **options: Any) -> Backend:
-    """The backend named by `teacher.backend`, from the registry."""
+def _accept(result: Annotations, answered: dict[str, dict[str, float]], question: str, answer: Answer) -> bool:
+    """Keep an answer unless its label mass says the prompt did not work (then: unparseable)."""
+    if answer.mass is not None and answer.mass < result.min_label_mass:
+        result.low_mass += 1
+        low = TeacherError("unparseable", f"label mass {answer.mass:.3f} < teacher.min_label_mass")
+        result.count_error(question, low)
+        return False
+    answered[question] = answer.probs
+    return True
+
+
+def _ask_all(
+    backend: Backend,
+    pending: Sequence[tuple[str, str, Request]],
+    teacher: TeacherConfig,
+    result: Annotations,
+    answers: dict[int, dict[str, dict[str, float]]],
+    cache: AnnotationCache,
+    progress: Progress,
+) -> None:
+    """Stream the backend's answers into the labels and the cache; stop early when too many fail."""
+    started = time.perf_counter()
+    requests = [request for *_, request in pending]
+    done = 0
+    try:
+        for index, outcome in backend.ask(requests, teacher.mode):
+            th, ph, request = pending[index]
+            done += 1
+            _record(result, answers, cache, th, ph, request, outcome)
+            if done % _FLUSH_EVERY == 0:
+                cache.flush()
+            progress.update(done, result)
+            if done >= _MIN_FOR_RATE and result.failed() > teacher.max_error_rate * done:
+                raise PhaseFailed(_too_many_failures(result, done))
+    finally:
+        result.asked += done
+        result.seconds += time.perf_counter() - started
+        result.gpus = getattr(backend, "gpus", None)
+        result.retried = dict(getattr(backend, "retried", {}))
+
+
+def _record(
+    result: Annotations,
+    answers: dict[int, dict[str, dict[str, float]]],
+    cache: AnnotationCache,
+    th: str,
+    ph: str,
+    request: Request,
+    outcome: Outcome,
+) -> None:
+    if isinstance(outcome, TeacherError):
+        result.count_error(request.question.id, outcome)
+        return
+    result.count_answer(outcome)
+    if _accept(result, answers[request.doc_key], request.question.id, outcome):
+        cache.put(th, ph, outcome)
+
+
+def _too_many_failures(result: Annotations, done: int) -> str:
+    kinds = ", ".join(f"{k} {result.errors[k]}" for k in ("timeout", "server_error", "unparseable") if result.errors[k])
+    first = "; ".join(f"{kind}: {msgs[0]}" for kind, msgs in result.first_errors.items() if msgs)
+    return (
+        f"P2 teacher: {result.failed()} of the first {done} requests failed ({kinds}), above "
+        f"teacher.max_error_rate; first errors: {first}. Answers so far are cached: fix the cause and rerun."
+    )
+
+
+def build_backend(teacher: TeacherConfig, **overrides: Any) -> Backend:
+    """The backend named by `teacher.backend`, from the registry, with its options from the config."""
     if teacher.backend not in PROMPTING_BACKENDS:
         raise ConfigError(f"teacher.backend {teacher.backend!r} has no prompting backend")
     if not teacher.model:
         raise ConfigError(f"teacher.model is required when teacher.backend is {teacher.backend!r}")
-    if teacher.backend == "endpoint":
-        if not teacher.url:
-            raise ConfigError("teacher.url is required when teacher.backend is 'endpoint' (e.g. http://host:8000/v1)")
-        options = {"url": teacher.url} | options
+    options = teacher.backend_options() | overrides
+    if teacher.backend == "endpoint" and not options.get("url"):
+        raise ConfigError("teacher.url is required when teacher.backend is 'endpoint' (e.g. http://host:8000/v1)")
     return get_backend(teacher.backend)(model=teacher.model, **options)
 
 

@@ -57,10 +57,29 @@ class FilterSpec(Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+# The keyword options each teacher backend's constructor takes from `teacher`.
+_BACKEND_KEYS = {
+    "endpoint": (
+        "url", "api", "concurrency", "timeout_s", "retries", "backoff_s", "top_logprobs", "generate_max_tokens",
+        "constrain", "chat_template_kwargs",
+    ),
+    "vllm": (
+        "tensor_parallel_size", "replicas", "max_model_len", "top_logprobs", "generate_max_tokens", "seed",
+        "revision", "gpu_memory_utilization", "dtype", "quantization", "max_num_batched_tokens",
+        "trust_remote_code", "max_logprobs", "chat_template_kwargs", "forward_env", "constrain", "load_timeout_s",
+        "block_timeout_s", "block_docs",
+    ),
+    "transformers": ("device", "batch_size", "generate_max_tokens", "revision", "chat_template_kwargs"),
+}
+
+
 class TeacherConfig(Section):
     backend: Literal["labels", "vllm", "endpoint", "transformers"] = "labels"
     model: str | None = None
-    url: str | None = None
+    # Hugging Face revision (commit or tag) of `model`; part of the cache key, so pin it.
+    revision: str | None = None
+    # endpoint: one OpenAI-compatible base URL, or a list of replicas' URLs
+    url: str | list[str] | None = None
     labels_path: str | None = None
     mode: Literal["logprobs", "generate"] = "logprobs"
     sample_size: int = Field(default=2000, ge=1)
@@ -68,29 +87,62 @@ class TeacherConfig(Section):
     # Documents are cut to this many characters before prompting (the prompt cost bound).
     max_chars: int = Field(default=4000, ge=1)
     top_logprobs: int = Field(default=20, ge=1)
+    # vLLM refuses a request above its `max_logprobs` (20 by default; `--max-logprobs` on a server)
+    # and `vllm.LLM` then aborts the whole batch, so top_logprobs is checked against it at load.
+    max_logprobs: int = Field(default=20, ge=1)
+    # An answer whose top-k puts less than this probability on the labels (both spellings) is
+    # unparseable: the prompt is not working for that document.
+    min_label_mass: float = Field(default=0.3, ge=0.0, le=1.0)
+    # Constrain the answer token with `structured_outputs`. Off by default: vLLM masks before it
+    # computes logprobs, which hides the label mass and distorts completions-style prompts.
+    constrain: bool = False
+    # Letter-to-domain orders, one chosen per document by hash (1 = the taxonomy's order only).
+    permutations: int = Field(default=4, ge=1, le=24)
+    # Stop the phase when more than this share of the first requests fail (after 50 answers).
+    max_error_rate: float = Field(default=0.2, ge=0.0, le=1.0)
     generate_max_tokens: int = Field(default=256, ge=1)
+    # e.g. {enable_thinking: false} for Qwen3 chat templates
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     # endpoint backend
     api: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=16, ge=1)
+    concurrency: int = Field(default=64, ge=1)
     timeout_s: float = Field(default=60.0, gt=0)
     retries: int = Field(default=3, ge=0)
     backoff_s: float = Field(default=1.0, ge=0)
-    # vllm backend
+    # vllm backend: replicas "auto" = the cluster's GPUs // tensor_parallel_size
     tensor_parallel_size: int = Field(default=1, ge=1)
-    replicas: int = Field(default=1, ge=1)
+    replicas: int | Literal["auto"] = "auto"
     max_model_len: int = Field(default=8192, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    dtype: str = "auto"
+    quantization: str | None = None
+    max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    trust_remote_code: bool = False
+    # Names of environment variables copied from the driver to the replicas (never their values in
+    # the config, which is saved in the run folder).
+    forward_env: list[str] = Field(default_factory=lambda: ["HF_HOME", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT"])
+    load_timeout_s: float = Field(default=1800.0, gt=0)
+    block_timeout_s: float = Field(default=1800.0, gt=0)
+    block_docs: int = Field(default=64, ge=1)
     # transformers backend
     device: str = "auto"
     batch_size: int = Field(default=8, ge=1)
 
-    def backend_options(self) -> dict[str, Any]:
-        """The keyword options of the chosen backend's constructor."""
-        keys = {
-            "endpoint": ("api", "concurrency", "timeout_s", "retries", "backoff_s", "top_logprobs", "generate_max_tokens"),
-            "vllm": ("tensor_parallel_size", "replicas", "max_model_len", "top_logprobs", "generate_max_tokens", "seed"),
-            "transformers": ("device", "batch_size", "generate_max_tokens"),
-        }.get(self.backend, ())
-        return {key: getattr(self, key) for key in keys}
+    @model_validator(mode="after")
+    def _logprobs_within_engine_limit(self) -> TeacherConfig:
+        if self.top_logprobs > self.max_logprobs:
+            raise ValueError(
+                f"teacher.top_logprobs ({self.top_logprobs}) exceeds teacher.max_logprobs ({self.max_logprobs}); "
+                "vLLM refuses such requests: lower top_logprobs or raise max_logprobs (the server's --max-logprobs)"
+            )
+        return self
+
+    def backend_options(self, ray_address: str | None = None) -> dict[str, Any]:
+        """The keyword options of the chosen backend's constructor (vllm also gets the engine's Ray address)."""
+        options = {key: getattr(self, key) for key in _BACKEND_KEYS.get(self.backend, ())}
+        if self.backend == "vllm":
+            options["ray_address"] = ray_address
+        return options
 
 
 class StudentsConfig(Section):

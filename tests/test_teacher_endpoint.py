@@ -1,151 +1,188 @@
-"""The endpoint backend against a local OpenAI-compatible server started by the test."""
+"""The endpoint backend against loopback OpenAI-compatible servers with injected faults."""
 
 from __future__ import annotations
 
 import json
-import math
-import threading
-import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from datatrove.data import Document
 
-from classifiers.backends.endpoint import EndpointBackend, request_body
+from classifiers import prompts
+from classifiers.backends.base import Answer, Request, TeacherError
+from classifiers.backends.endpoint import EndpointBackend, parse_reply, request_body
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import annotate, build_backend
 from pipeline.config import TeacherConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PhaseFailed
+from tests.teacher_fakes import FakeServer, document_of, judge_label
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()
 QUESTIONS = 1 + len(RUBRIC.ids)
-
-
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """Answers by the document's content: SLOW (past the timeout), FLAKY (503 once), GARBAGE (not
-    JSON), NOLABEL (no allowed token in the top logprobs), BADREQ (400); otherwise the second
-    allowed label with p=0.6 and the third (spelled with a space) with p=0.3."""
-
-    bodies: list[dict] = []
-    attempts: Counter = Counter()
-    lock = threading.Lock()
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, code: int, payload: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
-        with self.lock:
-            self.bodies.append(body | {"_path": self.path})
-            self.attempts[text] += 1
-            attempt = self.attempts[text]
-        if "SLOW" in text:
-            time.sleep(0.3)
-        if "FLAKY" in text and attempt == 1:
-            return self._send(503, b'{"error": "overloaded"}')
-        if "GARBAGE" in text:
-            return self._send(200, b"<html>oops</html>")
-        if "BADREQ" in text:
-            return self._send(400, b'{"error": "bad request"}')
-        choice = body.get("structured_outputs", {}).get("choice", ["?", "?", "?"])
-        top = [(choice[1], 0.6), (" " + choice[2], 0.3), ("zzz", 0.1)]
-        if "NOLABEL" in text:
-            top = [("zzz", 0.9), ("yyy", 0.1)]
-        if "messages" in body:
-            logprobs = {"content": [{"token": top[0][0], "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in top]}]}
-            reply = {"choices": [{"message": {"content": top[0][0]}, "logprobs": logprobs}]}
-        else:
-            reply = {"choices": [{"text": top[0][0], "logprobs": {"top_logprobs": [{t: math.log(p) for t, p in top}]}}]}
-        self._send(200, json.dumps(reply).encode())
+FAST = {"timeout_s": 0.2, "retries": 2, "backoff_s": 0.01, "concurrency": 4}
 
 
 @pytest.fixture()
 def server():
-    FakeOpenAI.bodies, FakeOpenAI.attempts = [], Counter()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    httpd = FakeServer()
+    yield httpd
+    httpd.stop()
 
 
 def docs(*texts: str) -> list[Document]:
     return [Document(text=t, id=f"d{i}", metadata={"uid": 1000 + i}) for i, t in enumerate(texts)]
 
 
-def config(url: str, **kw) -> TeacherConfig:
+def config(url, **kw) -> TeacherConfig:
     return TeacherConfig(backend="endpoint", url=url, model="test-model", **kw)
 
 
-FAST = {"timeout_s": 0.2, "retries": 2, "backoff_s": 0.01, "concurrency": 4}
+def judged(server: FakeServer, uid_text: dict[int, str]) -> dict[int, dict[str, str]]:
+    """What the judge answered for each document and question, from the bodies it received."""
+    answers: dict[int, dict[str, str]] = {}
+    by_doc = {text: uid for uid, text in uid_text.items()}
+    for body in server.bodies:
+        text = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+        question = "domain" if "Which domain" in text else next(d for d in RUBRIC.ids if f"document's {d} " in text)
+        answers.setdefault(by_doc[document_of(text)], {})[question] = judge_label(text)
+        system = body["messages"][0]["content"] if "messages" in body else text
+        answers[by_doc[document_of(text)]].setdefault("_system", system)
+    return answers
 
 
-def test_request_carries_structured_outputs_and_logprobs(server, tmp_path):
-    result = annotate(docs("A plain document about stars."), config(server), TAXONOMY, RUBRIC, tmp_path, **FAST)
-    assert len(FakeOpenAI.bodies) == QUESTIONS
-    for body in FakeOpenAI.bodies:
+def test_requests_are_prefill_only_and_unconstrained(server, tmp_path):
+    result = annotate(docs("A plain document about stars."), config(server.url), TAXONOMY, RUBRIC, tmp_path, **FAST)
+    assert len(server.bodies) == QUESTIONS
+    for body in server.bodies:
         assert body["_path"] == "/v1/chat/completions"
         assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
-        assert body["structured_outputs"]["choice"] in (list(TAXONOMY.letters), ["0", "1", "2", "3", "4", "5"])
-        assert not any(key.startswith("guided_") for key in body)
+        assert "structured_outputs" not in body and not any(key.startswith("guided_") for key in body)
     labels = result.labels[1000]
-    # B (p .6) and " C" (p .3) renormalised over the labels: 2/3 and 1/3
-    assert labels["domain"] == TAXONOMY.by_letter()["B"] and labels["domain_prob"] == pytest.approx(0.6667, abs=1e-4)
-    assert labels["quality"] == pytest.approx(1 * 2 / 3 + 2 / 3, abs=1e-3)
-    assert result.errors == Counter()
+    assert labels["domain_prob"] == pytest.approx(0.7 / 0.9, abs=1e-4)  # 0.7 and 0.2 on labels, renormalised
+    report = result.report()
+    assert report["label_mass"]["mean"] == pytest.approx(0.9) and report["errors"] == {}
+    assert report["throughput"]["prompt_tokens"] > 0 and 0.4 < report["throughput"]["prefix_cache_hit_share"] < 0.6
 
 
-def test_completions_api_and_generate_body(server, tmp_path):
-    result = annotate(docs("Plain text."), config(server), TAXONOMY, RUBRIC, tmp_path, api="completions", **FAST)
-    assert FakeOpenAI.bodies[0]["_path"] == "/v1/completions"
-    assert FakeOpenAI.bodies[0]["logprobs"] == 20 and FakeOpenAI.bodies[0]["prompt"].endswith("Answer:")
-    assert result.labels[1000]["domain_prob"] == pytest.approx(0.6667, abs=1e-4)
-    body = request_body("m", [{"role": "user", "content": "x"}], ("0", "1"), "generate", generate_max_tokens=99)
-    assert body["max_tokens"] == 99 and "structured_outputs" not in body and "logprobs" not in body
+@pytest.mark.parametrize("constrain", [False, True])
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_judge_answers_reach_the_annotations(server, tmp_path, constrain, api):
+    """The held-out judge check: no guided_* fields, <= 2 output tokens, 500s and cut bodies survived,
+    and the judge's own answers (mapped through each document's letter order) in the labels."""
+    texts = [f"Document {i} about {topic}." for i, topic in enumerate(["stars", "markets", "code", "law"] * 5)]
+    texts[3] += " FLAKY"
+    texts[7] += " CUT"
+    sample = docs(*texts)
+    result = annotate(sample, config(server.url, constrain=constrain, api=api), TAXONOMY, RUBRIC, tmp_path, **FAST)
+    for body in server.bodies:
+        assert not any(key.startswith("guided_") for key in body) and body["max_tokens"] <= 2
+        assert ("structured_outputs" in body) == constrain
+    assert result.errors == Counter() and result.report()["complete"] == len(texts)
+    assert result.report()["retried"] == {"server_error": QUESTIONS, "unparseable": QUESTIONS}
+    uid_text = {1000 + i: t for i, t in enumerate(texts)}
+    for uid, answers in judged(server, uid_text).items():
+        labels = result.labels[uid]
+        orders = [prompts.letter_map(TAXONOMY, k) for k in range(4)]
+        letters = next(o for o in orders if prompts.system_prompt(TAXONOMY, RUBRIC, o) in answers["_system"])
+        assert labels["domain"] == letters[answers["domain"]]
+        for dim in RUBRIC.ids:  # 0.7 on the judge's digit, 0.2 on the next one, renormalised
+            digit = int(answers[dim])
+            assert labels[f"quality_{dim}"] == pytest.approx((0.7 * digit + 0.2 * ((digit + 1) % 6)) / 0.9, abs=1e-3)
 
 
-def test_timeouts_retries_and_malformed_replies_are_counted(server, tmp_path):
-    sample = docs("SLOW doc", "FLAKY doc", "GARBAGE doc", "NOLABEL doc", "BADREQ doc", "fine doc")
-    result = annotate(sample, config(server), TAXONOMY, RUBRIC, tmp_path, **FAST)
+def test_faults_are_counted_never_labelled(server, tmp_path):
+    sample = docs("SLOW doc", "GARBAGE doc", "NOLABEL doc", "BADREQ doc", "TOOLONG doc", "LOWMASS doc",
+                  "NOLOGPROBS doc", "fine doc")
+    result = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path, **FAST)
     n = QUESTIONS
-    assert result.errors["timeout"] == n and result.errors["unparseable"] == 2 * n
-    assert result.errors["server_error"] == n and result.errors["domain:timeout"] == 1
+    assert result.errors["timeout"] == n and result.errors["too_long"] == n and result.errors["server_error"] == n
+    assert result.errors["unparseable"] == 3 * n and result.errors["domain:timeout"] == 1  # GARBAGE, NOLABEL, LOWMASS
+    report = result.report()
+    assert report["label_mass"]["below_threshold"] == n
+    assert "maximum context length" in report["first_errors"]["too_long"][0]
     per_doc = Counter()
-    for text, count in FakeOpenAI.attempts.items():
-        per_doc[next(t for t in ("SLOW", "FLAKY", "GARBAGE", "NOLABEL", "BADREQ", "fine") if t in text)] += count
-    assert per_doc["SLOW"] == n * (1 + FAST["retries"])  # retried until the budget is spent
-    assert per_doc["FLAKY"] == 2 * n  # one 503, then success
-    assert per_doc["GARBAGE"] == per_doc["NOLABEL"] == per_doc["BADREQ"] == n  # never retried
+    for text, count in server.attempts.items():
+        per_doc[document_of(text).split()[0]] += count
+    assert per_doc["SLOW"] == per_doc["GARBAGE"] == n * (1 + FAST["retries"])  # retried until the budget is spent
+    assert per_doc["NOLABEL"] == per_doc["BADREQ"] == per_doc["TOOLONG"] == n  # never retried
     by_id = {r["id"]: r for r in result.labels.values()}
-    assert "quality" in by_id["d1"] and "quality" in by_id["d5"]
-    for failed in ("d0", "d2", "d3", "d4"):
+    for failed in ("d0", "d1", "d2", "d3", "d4", "d5"):
         assert by_id[failed] == {"id": failed}  # failures are never labelled
-    assert result.report()["complete"] == 2
+    assert "quality" in by_id["d6"] and "quality" in by_id["d7"]  # a text-only reply still answers
 
 
-def test_cache_avoids_re_asking(server, tmp_path):
+def test_a_dying_replica_hands_its_work_to_the_live_one(tmp_path):
+    first, second = FakeServer(), FakeServer()
+    first.die_after = 6
+    try:
+        sample = docs(*[f"Document number {i} on topic {i % 7}." for i in range(30)])
+        result = annotate(sample, config([first.url, second.url]), TAXONOMY, RUBRIC, tmp_path, **FAST)
+    finally:
+        second.stop()
+    assert result.report()["complete"] == 30 and result.errors == Counter()
+    assert 6 <= len(first.bodies) <= 6 + FAST["concurrency"] and len(second.bodies) >= 30 * QUESTIONS - 6
+
+
+def test_too_many_failures_stop_the_phase_with_the_first_errors(server, tmp_path):
+    sample = docs(*[f"GARBAGE {i}" for i in range(20)])
+    with pytest.raises(PhaseFailed, match=r"max_error_rate; first errors: unparseable: malformed reply"):
+        annotate(sample, config(server.url, max_error_rate=0.5), TAXONOMY, RUBRIC, tmp_path, **FAST)
+
+
+def test_no_server_fails_fast(tmp_path):
+    dead = FakeServer()
+    url = dead.url
+    dead.stop()
+    with pytest.raises(ConfigError, match="teacher.url: no server answers"):
+        annotate(docs("x"), config(url), TAXONOMY, RUBRIC, tmp_path, **FAST)
+
+
+def test_labels_checked_with_a_vllm_servers_tokenizer(tmp_path):
+    httpd = FakeServer(vllm=True)
+    try:
+        annotate(docs("fine"), config(httpd.url), TAXONOMY, RUBRIC, tmp_path, **FAST)  # one token each: fine
+        backend = EndpointBackend(httpd.url, "m")
+        with pytest.raises(ConfigError, match="no single token for the label 'AB'"):
+            backend.probe(["A", "AB"])
+        backend.close()
+    finally:
+        httpd.stop()
+
+
+def test_cache_avoids_re_asking_and_keys_on_rendering(server, tmp_path):
     sample = docs("first text", "second text", "GARBAGE text")
-    first = annotate(sample, config(server), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
-    asked = len(FakeOpenAI.bodies)
-    second = annotate(sample, config(server), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
-    # only the failed document is asked again
-    assert len(FakeOpenAI.bodies) - asked == QUESTIONS
-    assert second.cached == 2 * QUESTIONS and second.asked == QUESTIONS
-    assert second.labels == first.labels
-    # another model or another truncation is another prompt: asked again
-    annotate(sample[:1], config(server), TAXONOMY, RUBRIC, tmp_path / "cache", max_chars=5, **FAST)
-    assert len(FakeOpenAI.bodies) - asked == 2 * QUESTIONS
+    first = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
+    asked = len(server.bodies)
+    second = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
+    assert len(server.bodies) - asked == QUESTIONS * (1 + FAST["retries"])  # only the failed document again
+    assert second.cached == 2 * QUESTIONS and second.labels == first.labels
+    thinking_off = {"chat_template_kwargs": {"enable_thinking": False}}
+    for changed in ({"api": "completions"}, {"revision": "abc123"}, thinking_off, {"constrain": True}):
+        before = len(server.bodies)
+        annotate(sample[:1], config(server.url, **changed), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
+        assert len(server.bodies) - before == QUESTIONS, changed
+
+
+def test_request_bodies():
+    conv = [{"role": "user", "content": "x"}]
+    body = request_body("m", conv, ("0", "1"), "generate", generate_max_tokens=99)
+    assert body["max_tokens"] == 99 and "structured_outputs" not in body and "logprobs" not in body
+    body = request_body("m", conv, ("0", "1"), "logprobs", api="completions", top_logprobs=5, constrain=True)
+    assert body["logprobs"] == 5 and body["structured_outputs"] == {"choice": ["0", "1"]}
+    assert body["prompt"].endswith("Answer:")
+    body = request_body("m", conv, ("0",), "logprobs", chat_template_kwargs={"enable_thinking": False})
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_parse_reply_shapes():
+    chat = {"choices": [{"message": {"content": "Mostly physics.\nAnswer: E"}}]}
+    assert parse_reply(chat, TAXONOMY.letters, "generate") == Answer({"E": 1.0})
+    completion = {"choices": [{"text": "Answer: 3"}], "usage": {"prompt_tokens": 7}}
+    assert parse_reply(completion, tuple("012345"), "generate", api="completions") == Answer({"3": 1.0}, None, 7)
+    assert isinstance(parse_reply({"choices": [{"message": {"content": "zzz"}}]}, ("A",), "logprobs"), TeacherError)
+    for broken in ({}, {"choices": []}, [], "text", {"choices": [None]}):
+        with pytest.raises(ValueError):
+            parse_reply(broken, TAXONOMY.letters, "logprobs")
 
 
 def test_missing_url_is_a_config_error():
@@ -155,24 +192,14 @@ def test_missing_url_is_a_config_error():
         build_backend(TeacherConfig(backend="endpoint", url="http://x"))
 
 
-def test_backend_ask_keeps_request_order(server):
-    from classifiers import prompts
-    from classifiers.backends.base import Request
-
+def test_backend_yields_every_request_once(server):
     system = prompts.system_prompt(TAXONOMY, RUBRIC)
     qs = prompts.questions(TAXONOMY, RUBRIC, "logprobs")
     requests = [Request(i, q, prompts.messages(system, f"doc {i}", q)) for i in range(5) for q in qs]
-    outcomes = EndpointBackend(server, "m", concurrency=8).ask(requests, "logprobs")
-    for request, outcome in zip(requests, outcomes):
-        assert set(outcome) <= set(request.question.labels)
-
-
-def test_parse_reply_generate_and_malformed():
-    from classifiers.backends.endpoint import parse_reply
-
-    chat = {"choices": [{"message": {"content": "Mostly physics.\nAnswer: E"}}]}
-    assert parse_reply(chat, TAXONOMY.letters, "generate") == {"E": 1.0}
-    completion = {"choices": [{"text": "Answer: 3"}]}
-    assert parse_reply(completion, ("0", "1", "2", "3", "4", "5"), "generate", api="completions") == {"3": 1.0}
-    for broken in ({}, {"choices": []}, {"choices": [{"logprobs": None}]}, [], "text"):
-        assert parse_reply(broken, TAXONOMY.letters, "logprobs") is None
+    backend = EndpointBackend(server.url, "m", concurrency=8)
+    seen = dict(backend.ask(requests, "logprobs"))
+    backend.close()
+    assert sorted(seen) == list(range(len(requests)))
+    for i, outcome in seen.items():
+        assert set(outcome.probs) <= set(requests[i].question.labels)
+    assert json.dumps(server.bodies[0])  # plain JSON bodies

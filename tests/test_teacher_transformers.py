@@ -31,10 +31,19 @@ def sample(*texts: str) -> list[Document]:
 
 
 def test_logprobs_mode_gives_valid_labels(tiny_model, tmp_path):
-    teacher = TeacherConfig(backend="transformers", model=str(tiny_model))
+    # a random model spreads its probability over the whole vocabulary: no label-mass floor here
+    teacher = TeacherConfig(backend="transformers", model=str(tiny_model), min_label_mass=0.0)
     docs = sample("the cat is in the market", "code and stars", "a text of the document domain score")
     result = annotate(docs, teacher, TAXONOMY, RUBRIC, tmp_path, device="cpu", batch_size=2)
     assert result.errors == {} and result.asked == len(docs) * (1 + len(RUBRIC.ids))
+    report = result.report()
+    # the exact share of the next-token distribution on the labels, from a real forward pass
+    assert report["label_mass"]["measured"] == result.asked and 0 < report["label_mass"]["min"] < 1
+    assert report["throughput"]["prompt_tokens"] > 0 and report["throughput"]["prompt_tokens_per_s"] > 0
+    # the default floor turns a random model's answers into counted failures, never labels
+    strict = annotate(docs, TeacherConfig(backend="transformers", model=str(tiny_model)), TAXONOMY, RUBRIC,
+                      tmp_path / "strict", device="cpu", batch_size=2)
+    assert strict.report()["label_mass"]["below_threshold"] == strict.errors["unparseable"] > 0
     for labels in result.labels.values():
         assert labels["domain"] in TAXONOMY.ids
         assert math.isclose(sum(labels["domain_probs"].values()), 1.0, abs_tol=1e-3)
@@ -58,7 +67,7 @@ def test_generate_mode_labels_or_counts(tiny_model, tmp_path):
 
 
 def test_prompt_longer_than_the_model_is_counted(tiny_model, tmp_path):
-    teacher = TeacherConfig(backend="transformers", model=str(tiny_model))
+    teacher = TeacherConfig(backend="transformers", model=str(tiny_model), min_label_mass=0.0)
     long_doc = " ".join(["the cat"] * 3000)
     result = annotate(sample(long_doc, "short"), teacher, TAXONOMY, RUBRIC, tmp_path, max_chars=100_000)
     assert result.errors["too_long"] == 1 + len(RUBRIC.ids)
