@@ -24,7 +24,8 @@ class Section(BaseModel):
 
 class InputConfig(Section):
     paths: list[str] = Field(default_factory=list)
-    format: Literal["auto", "jsonl", "parquet"] = "auto"
+    # auto: by extension (.warc, .warc.gz, .arc, .arc.gz are WARC: HTML responses, main text extracted)
+    format: Literal["auto", "jsonl", "parquet", "warc"] = "auto"
     text_field: str = "text"
     id_field: str | None = "id"
     # Target size of one task's input; inputs are cut into shards of about this size so that

@@ -33,6 +33,7 @@ from pipeline.rundir import RunDir
 from stages.checkpoint import PhaseInput, PhaseOutput
 from stages.decontam import ContaminationFilter
 from stages.dedup import DedupFilter, assign_clusters, lsh_step_lists
+from stages.extract import EXTRACT_STAGE, HtmlExtractor
 from stages.heuristics import build_filter
 from stages.langid import LanguageFilter, LanguageTagger
 from stages.minhash import MinhashSignatureStep
@@ -109,6 +110,8 @@ def _filter_steps(ctx: RunContext) -> list[StepRun]:
     steps: list[PipelineStep] = [
         ShardReader(ctx.shards, cfg.input, str(run.quarantine), str(run.phase("p1_filter") / "counts"))
     ]
+    if any(shard.kind == "warc" for shard in ctx.shards):
+        steps.append(HtmlExtractor(ctx.rejects(EXTRACT_STAGE)))
     if cfg.langid.enabled:
         steps += [LanguageTagger(), LanguageFilter(cfg.langid, ctx.rejects("langid"))]
     steps += [build_filter(spec, run.rejected) for spec in cfg.filters]
