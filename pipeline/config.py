@@ -42,6 +42,8 @@ class EngineConfig(Section):
     address: str | None = None
     workers: int | None = Field(default=None, ge=1)
 
+    # A phase with no newly completed task for this long stops with PhaseFailed naming its unfinished tasks.
+    stall_timeout_s: float = Field(default=1800.0, gt=0)
 
 class LangIdConfig(Section):
     enabled: bool = True
