@@ -6,6 +6,7 @@ and the docs rely on them. A stage receives its own section, never the raw dict.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,9 +42,9 @@ class EngineConfig(Section):
     kind: Literal["ray", "local"] = "ray"
     address: str | None = None
     workers: int | None = Field(default=None, ge=1)
-
     # A phase with no newly completed task for this long stops with PhaseFailed naming its unfinished tasks.
     stall_timeout_s: float = Field(default=1800.0, gt=0)
+
 
 class LangIdConfig(Section):
     enabled: bool = True
@@ -184,8 +185,32 @@ class DecontamConfig(Section):
 SHARE_TOLERANCE = 1e-6
 
 
+# The keys a mixture can group documents by (`mixture.group_by`).
+GROUP_KEYS = ("domain", "language", "source", "quality_bucket", "length_bucket")
+# A named mixture becomes a folder name (RUN/mixtures/<name>/).
+MIXTURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class TokenizeConfig(Section):
+    """Token files for training, written beside a mixture's Parquet (datatrove's tokenizer steps)."""
+
+    tokenizer: str
+    format: Literal["megatron", "datatrove"] = "datatrove"
+    eos: bool = True
+    eos_token: str = "<|endoftext|>"
+    shuffle: bool = True
+
+
+def _ascending(key: str, edges: list[float]) -> list[float]:
+    if any(b <= a for a, b in zip(edges, edges[1:])) or any(e <= 0 for e in edges[:1]):
+        raise ValueError(f"{key} = {edges}: expected bin edges > 0 in increasing order")
+    return edges
+
+
 class MixtureConfig(Section):
     mode: Literal["multipliers", "shares"] = "multipliers"
+    # Keys of multipliers and shares are group names (the group_by values joined by "/", e.g.
+    # "code/3-4") or glob patterns over them ("*/0-2"); a group takes the first key that matches.
     multipliers: dict[str, float] = Field(default_factory=dict)
     shares: dict[str, float] = Field(default_factory=dict)
     default_multiplier: float = Field(default=1.0, ge=0.0)
@@ -197,6 +222,32 @@ class MixtureConfig(Section):
     shard_docs: int = Field(default=50_000, ge=1)
     # Token counts for shares and budgets: null = `\w+` word count, or a local tokenizer.json.
     tokenizer: str | None = None
+    group_by: list[Literal["domain", "language", "source", "quality_bucket", "length_bucket"]] = Field(
+        default_factory=lambda: ["domain"], min_length=1
+    )
+    # Bin edges: quality (0-5 scores) and length (tokens per document) buckets, e.g. [2.5, 3.5].
+    quality_bins: list[float] = Field(default_factory=lambda: [2.0, 3.0, 4.0])
+    length_bins: list[int] = Field(default_factory=lambda: [512, 2048, 8192])
+    # group_by source: null = the input file, or an input record field (e.g. "source").
+    source_field: str | None = None
+    tokenize: TokenizeConfig | None = None
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct_keys(cls, keys: list[str]) -> list[str]:
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"group_by {keys} names a key twice")
+        return keys
+
+    @field_validator("quality_bins")
+    @classmethod
+    def _quality_bins(cls, edges: list[float]) -> list[float]:
+        return _ascending("quality_bins", edges)
+
+    @field_validator("length_bins")
+    @classmethod
+    def _length_bins(cls, edges: list[int]) -> list[int]:
+        return _ascending("length_bins", edges)
 
     @model_validator(mode="after")
     def _targets_valid(self) -> MixtureConfig:
@@ -206,7 +257,7 @@ class MixtureConfig(Section):
                     raise ValueError(f"mixture.{key}.{domain} = {value}: must be a number >= 0")
         if self.mode == "shares":
             if not self.shares:
-                raise ValueError("mixture.mode is 'shares' but mixture.shares is empty: give a share per domain")
+                raise ValueError("mixture.mode is 'shares' but mixture.shares is empty: give a share per group")
             total = sum(self.shares.values())
             if total > 1 + SHARE_TOLERANCE:
                 raise ValueError(f"mixture.shares sum to {total:.4g}; they are fractions of the output and must sum to <= 1")
@@ -227,6 +278,8 @@ class Config(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)
+    # Optional named mixtures (e.g. stage1, anneal), each written to RUN/mixtures/<name>/.
+    mixtures: dict[str, MixtureConfig] = Field(default_factory=dict)
 
     @field_validator("filters")
     @classmethod
@@ -236,6 +289,18 @@ class Config(Section):
             if name not in FILTER_PRESETS:
                 raise ValueError(f"unknown filter preset {name!r}; known: {', '.join(FILTER_PRESETS)}")
         return filters
+
+    @model_validator(mode="after")
+    def _mixtures_valid(self) -> Config:
+        for name, mixture in self.mixtures.items():
+            if not re.match(MIXTURE_NAME, name):
+                raise ValueError(f"mixtures.{name}: a mixture name is a folder name (letters, digits, _ . -)")
+            if mixture.tokenizer != self.mixture.tokenizer:
+                raise ValueError(
+                    f"mixtures.{name}.tokenizer = {mixture.tokenizer!r}: token counts come from P5, which uses "
+                    f"mixture.tokenizer = {self.mixture.tokenizer!r}; leave it out or give the same file"
+                )
+        return self
 
     @model_validator(mode="after")
     def _input_given(self) -> Config:
@@ -253,6 +318,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             lines.append(f"  {key}: unknown key (found {found!r}); check the spelling against the README's config reference")
         elif item["type"] == "missing":
             lines.append(f"  {key}: required key is missing")
+        elif item["type"] == "value_error" and isinstance(found, dict):
+            # a check across a section's keys: its message names the keys and the values found
+            lines.append(f"  {str(item['msg']).removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {item['msg']} (found {found!r})")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ steps it builds, in order. Adding a phase, a filter or a deciding step means edi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,11 @@ from classifiers.students import train_from_paths
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import LABELS_FILE, annotate, save_annotations, select_sample
 from decontam.benchmarks import load_benchmarks
-from pipeline.config import Config, DedupConfig, EngineConfig, resolve_path
+from pipeline.config import Config, DedupConfig, EngineConfig, MixtureConfig, resolve_path
 from pipeline.contamination_report import write_contamination_reports
 from pipeline.dedup_report import write_dedup_report
 from pipeline.docio import RejectWriter, read_documents, write_documents
+from pipeline.domain_mix import write_mixture_report
 from pipeline.engine import run_steps
 from pipeline.errors import PhaseFailed
 from pipeline.funnel import count_rows
@@ -41,6 +43,7 @@ from stages.mixture_writer import MixtureWriter, write_manifest
 from stages.reader import Shard, ShardReader
 from stages.rebalance import MixtureSampler, Plan, compute_plan
 from stages.scoring import QualityFilter, StudentScorer
+from stages.token_files import MixtureTokenizer, check_tokenize, count_token_files
 from stages.tokens import TokenCounter
 
 SAMPLE_FILE = "sample.parquet"
@@ -229,31 +232,106 @@ def _clean_summary(ctx: RunContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- P6, P7
 
 
-def plan_file(run: RunDir) -> Path:
-    return run.phase("p6_plan") / "plan.json"
+@dataclass(frozen=True)
+class MixtureTarget:
+    """One mixture of a run: the main one (RUN/mixture, `mixture:`) or a named one (RUN/mixtures/<name>)."""
+
+    name: str | None
+    config: MixtureConfig
+    out: Path  # the Parquet folder, its manifest (and token files in out/_tokens)
+    work: Path  # the plan
+    logs: Path  # the task logs
+
+    @property
+    def key(self) -> str:
+        return "mixture" if self.name is None else f"mixtures.{self.name}"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.work / "plan.json"
+
+    @property
+    def tokens(self) -> Path:
+        return self.out / TOKENS_FOLDER
+
+
+TOKENS_FOLDER = "_tokens"  # the leading "_" keeps Parquet readers of the mixture folder out of it
+
+
+def main_target(ctx: RunContext) -> MixtureTarget:
+    run = ctx.run
+    return MixtureTarget(None, ctx.config.mixture, run.mixture, run.phase("p6_plan"), run.phase("p7_mixture") / "logs")
+
+
+def named_target(run: RunDir, name: str, config: MixtureConfig) -> MixtureTarget:
+    work = run.work / "mixtures" / name
+    return MixtureTarget(name, config, run.root / "mixtures" / name, work, work / "logs")
+
+
+def mixture_targets(ctx: RunContext) -> list[MixtureTarget]:
+    return [main_target(ctx)] + [named_target(ctx.run, n, m) for n, m in sorted(ctx.config.mixtures.items())]
+
+
+def plan_mixture(ctx: RunContext, target: MixtureTarget) -> Plan:
+    plan = compute_plan(_stats(ctx), target.config, ctx.docs("p5_clean"), target.key)
+    plan.to_json(target.plan_file)
+    for warning in plan.warnings:
+        ctx.console.print(f"[yellow]P6 plan ({target.key}): {warning}")
+    return plan
 
 
 def _sampling_rates(ctx: RunContext) -> dict[str, Any]:
-    plan = compute_plan(_stats(ctx), ctx.config.mixture)
-    plan.to_json(plan_file(ctx.run))
-    for warning in plan.warnings:
-        ctx.console.print(f"[yellow]P6 plan: {warning}")
-    return {"rates": {domain: p.rate for domain, p in sorted(plan.domains.items())}, "warnings": plan.warnings}
+    plans = {target.key: plan_mixture(ctx, target) for target in mixture_targets(ctx)}
+    return {
+        key: {"rates": {group: p.rate for group, p in sorted(plan.groups.items())}, "warnings": plan.warnings}
+        for key, plan in plans.items()
+    }
+
+
+def mixture_step_runs(ctx: RunContext, target: MixtureTarget) -> list[StepRun]:
+    """Sample and write one mixture (then its token files); only the main mixture's sampled-away
+    documents go to rejected/rebalance, so the funnel counts each document once."""
+    rejects = ctx.rejects("rebalance") if target.name is None else None
+    label = "P7 mixture" if target.name is None else f"mixture {target.name}"
+    steps: list[PipelineStep] = [
+        PhaseInput(ctx.docs("p5_clean")),
+        MixtureSampler(target.plan_file, rejects),
+        MixtureWriter(target.out, target.config.shard_docs),
+    ]
+    runs = [StepRun(label, steps, ctx.tasks, target.logs)]
+    tokenize = target.config.tokenize
+    if tokenize is not None:
+        check_tokenize(tokenize, f"{target.key}.tokenize")
+        writer = MixtureTokenizer(target.out, target.tokens, tokenize, target.config.seed)
+        runs.append(StepRun(f"{label} token files", [writer], ctx.tasks, target.logs.with_name("logs_tokens")))
+    return runs
 
 
 def _mixture_steps(ctx: RunContext) -> list[StepRun]:
-    cfg, run = ctx.config, ctx.run
-    steps: list[PipelineStep] = [
-        PhaseInput(ctx.docs("p5_clean")),
-        MixtureSampler(plan_file(run), ctx.rejects("rebalance")),
-        MixtureWriter(run.mixture, cfg.mixture.shard_docs),
-    ]
-    return _shard_run(ctx, "p7_mixture", "P7 mixture", steps)
+    return [run for target in mixture_targets(ctx) for run in mixture_step_runs(ctx, target)]
+
+
+def mixture_hash(config: MixtureConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def finish_mixture(ctx: RunContext, target: MixtureTarget) -> dict[str, Any]:
+    """The mixture's manifest (a recount of what was written), and a named mixture's own report."""
+    tokenize = target.config.tokenize
+    tokenized = None if tokenize is None else count_token_files(target.tokens, tokenize)
+    digest = ctx.config_hash if target.name is None else mixture_hash(target.config)
+    manifest = write_manifest(target.out, Plan.from_json(target.plan_file), digest, tokenized)
+    if target.name is not None:
+        write_mixture_report(target.out, target.out)
+    return manifest
 
 
 def _manifest(ctx: RunContext) -> dict[str, Any]:
-    manifest = write_manifest(ctx.run.mixture, Plan.from_json(plan_file(ctx.run)), ctx.config_hash)
-    return {"totals": manifest["totals"]}
+    manifests = {target.name: finish_mixture(ctx, target) for target in mixture_targets(ctx)}
+    return {
+        "totals": manifests.pop(None)["totals"],
+        "mixtures": {name: manifest["totals"] for name, manifest in manifests.items()},
+    }
 
 
 def _always(config: Config) -> bool:

@@ -12,7 +12,6 @@ from rich.text import Text
 from pipeline.domain_mix import domain_mix_tables
 from pipeline.rundir import RunDir
 
-
 # Below this width the funnel's reasons leave the table for lines of their own.
 WIDE = 110
 

@@ -56,9 +56,10 @@ def run_pipeline(config: Config, console: Console | None = None, show_progress: 
     """Run (or resume) every enabled phase; returns the funnel."""
     console = console or Console(stderr=True)
     run = RunDir(Path(config.output.dir))
-    _check_same_config(run, config)
-    # Before the run folder exists, so that a corrected config is not refused as "different".
+    # Before the run folder exists, so that a corrected config is not refused as "different";
+    # and before the same-config check, so that a setting that cannot run is named as such.
     preflight(config, run, console)
+    _check_same_config(run, config)
     run.root.mkdir(parents=True, exist_ok=True)
     configure_logging(run.work / "run.log")
     run.config.write_text(dump_config(config))

@@ -75,6 +75,17 @@ def _sets(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 
 
+def test_every_problem_is_named_at_once(tmp_path, labelled_corpus, capsys):
+    cfg = write_config(
+        tmp_path / "c.yaml", [str(labelled_corpus / "corpus.jsonl")], tmp_path / "run",
+        students={"enabled": True}, teacher={"labels_path": str(labelled_corpus / "labels.jsonl")},
+    )
+    sets = ["students.hyperparams=nope.yaml", "mixture.tokenizer=absent.json", "decontam.benchmarks=none.yaml"]
+    code, err = _run(["run", str(cfg), *_sets(sets)], capsys)
+    assert code == 2
+    assert "students.hyperparams" in err and "mixture.tokenizer" in err and "decontam.benchmarks" in err
+
+
 def test_a_failing_bug_prints_one_line_without_traceback(tmp_path):
     """An unexpected error is a bug: one line, no traceback, unless --debug."""
     bad = tmp_path / "not-a-run"
