@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
@@ -113,6 +114,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True))
+
+
+def open_input(path: str) -> Any:
+    """A binary, seekable file object for a local path or any fsspec URL (s3://, gs://, hf://, file://)."""
+    return fsspec.open(path, "rb").open()
 
 
 def task_file(folder: str | os.PathLike, rank: int) -> Path:

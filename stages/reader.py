@@ -1,4 +1,4 @@
-"""Input planning and reading: JSONL, JSONL.gz and Parquet cut into even shards, bad records quarantined.
+"""Input planning and reading: JSONL, JSONL.gz, Parquet and WARC cut into even shards, bad records quarantined.
 
 datatrove's readers make one task per input file (its issue #74), so one large file keeps one core
 busy. Here the input is planned into shards of about `input.shard_mb` first, independent of how the
@@ -6,7 +6,10 @@ corpus is split into files:
 - plain JSONL: byte ranges cut at line boundaries (the planner counts lines so quarantine can name them);
 - JSONL.gz: gzip cannot be entered mid-stream, so a file becomes `stripes` tasks that each decompress it
   and parse only their blocks of lines (decompression is ~50x cheaper than parsing and filtering);
-- Parquet: groups of row groups.
+- Parquet: groups of row groups;
+- WARC/ARC: ranges of records cut at record offsets (stages/warc.py).
+
+Inputs may be local paths or fsspec URLs (s3://, gs://, hf://, file://), globs included.
 """
 
 from __future__ import annotations
@@ -18,24 +21,35 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from glob import glob
+from glob import glob, has_magic
 from pathlib import Path
 from typing import Any, Literal
 
+import fsspec
 import pyarrow.parquet as pq
 import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.config import InputConfig
+from pipeline.docio import (
+    QUARANTINE_RAW_CHARS,
+    QUARANTINE_SCHEMA,
+    AtomicParquetWriter,
+    open_input,
+    task_file,
+    write_json_atomic,
+)
 from pipeline.errors import ConfigError
-from pipeline.docio import QUARANTINE_RAW_CHARS, QUARANTINE_SCHEMA, AtomicParquetWriter, task_file, write_json_atomic
+from stages.warc import WARC_SUFFIXES, is_warc, plan_warc, warc_records
 
-ShardKind = Literal["jsonl", "jsonl.gz", "parquet", "unreadable"]
+ShardKind = Literal["jsonl", "jsonl.gz", "parquet", "warc", "unreadable"]
 _GZ_STRIPE_LINES = 1024  # lines per block when a .gz file is striped over several tasks
 _GZ_RATIO = 4  # assumed text/gzip size ratio, only used to choose the number of stripes
 _PLAN_BLOCK = 16 << 20
-_INPUT_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".parquet", ".pq")
+_INPUT_SUFFIXES = (
+    ".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".parquet", ".pq", *WARC_SUFFIXES
+)
 
 
 @dataclass(frozen=True)
@@ -44,16 +58,40 @@ class Shard:
 
     path: str
     kind: ShardKind
-    start: int = 0  # byte offset (jsonl), stripe index (gz) or first row group (parquet)
-    stop: int = 0  # byte offset, stripe count, or row group end
+    start: int = 0  # byte offset (jsonl, warc), stripe index (gz) or first row group (parquet)
+    stop: int = 0  # byte offset (-1: end of a warc file), stripe count, or row group end
     first_line: int = 1  # 1-based line number at `start` (jsonl), first row index (parquet)
     error: str = ""  # for unreadable files
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _expand_url(pattern: str) -> list[str]:
+    """Files of an fsspec URL, glob or folder, as URLs; storage errors become ConfigErrors."""
+    try:
+        fs, root = fsspec.core.url_to_fs(pattern)
+        if has_magic(root):
+            matches = sorted(fs.glob(root))
+        elif fs.isdir(root):
+            matches = sorted(p for p in fs.find(root) if p.endswith(_INPUT_SUFFIXES))
+        else:
+            matches = [root] if fs.exists(root) else []
+    except Exception as exc:  # OSError, ImportError, and botocore's NoCredentialsError and kin
+        raise ConfigError(f"input.paths: cannot list {pattern!r}: {type(exc).__name__}: {exc}") from None
+    if not matches:
+        raise ConfigError(f"input.paths: no file matches {pattern!r}")
+    return [fs.unstrip_protocol(m) for m in matches]
 
 
 def expand_inputs(paths: list[str]) -> list[str]:
     """Globs and folders to a sorted list of files; a pattern matching nothing is a config error."""
     files: list[str] = []
     for pattern in paths:
+        if is_url(pattern):
+            files.extend(_expand_url(pattern))
+            continue
         matches = sorted(glob(os.path.expanduser(pattern), recursive=True))
         if not matches:
             raise ConfigError(f"input.paths: no file matches {pattern!r}")
@@ -61,7 +99,7 @@ def expand_inputs(paths: list[str]) -> list[str]:
             if os.path.isdir(match):
                 found = sorted(str(p) for p in Path(match).rglob("*") if p.name.endswith(_INPUT_SUFFIXES))
                 if not found:
-                    raise ConfigError(f"input.paths: folder {match!r} holds no .jsonl, .jsonl.gz or .parquet file")
+                    raise ConfigError(f"input.paths: folder {match!r} holds no JSONL, Parquet or WARC file")
                 files.extend(found)
             else:
                 files.append(match)
@@ -72,7 +110,16 @@ def file_kind(path: str, fmt: str) -> ShardKind:
     name = path.lower()
     if fmt == "parquet" or (fmt == "auto" and name.endswith((".parquet", ".pq"))):
         return "parquet"
+    if fmt == "warc" or (fmt == "auto" and is_warc(name)):
+        return "warc"
     return "jsonl.gz" if name.endswith(".gz") else "jsonl"
+
+
+def _file_size(path: str) -> int:
+    if not is_url(path):
+        return os.path.getsize(path)
+    fs, root = fsspec.core.url_to_fs(path)
+    return int(fs.size(root))
 
 
 def plan_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
@@ -81,7 +128,7 @@ def plan_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
     files = expand_inputs(config.paths)
     kinds = {f: file_kind(f, config.format) for f in files}
     # Estimated text bytes: what the work of a shard scales with.
-    sizes = {f: os.path.getsize(f) * (_GZ_RATIO if kinds[f] == "jsonl.gz" else 1) for f in files}
+    sizes = {f: _file_size(f) * (_GZ_RATIO if f.lower().endswith(".gz") else 1) for f in files}
     total = sum(sizes.values()) or 1
     target = max(config.shard_mb * (1 << 20), 1.0)
     target = min(target, total / min_shards) if min_shards > 1 else target
@@ -93,6 +140,8 @@ def plan_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
             shards.extend(_plan_jsonl(path, sizes[path], parts))
         elif kind == "jsonl.gz":
             shards.extend(Shard(path, kind, start=i, stop=parts) for i in range(parts))
+        elif kind == "warc":
+            shards.extend(Shard(path, kind, start=s, stop=e) for s, e in plan_warc(path, parts))
         else:
             shards.extend(_plan_parquet(path, parts))
     return shards
@@ -104,7 +153,7 @@ def _plan_jsonl(path: str, size: int, parts: int) -> list[Shard]:
     targets = [size * i // parts for i in range(1, parts)]
     cuts: list[tuple[int, int]] = [(0, 1)]  # (byte offset, 1-based line number there)
     offset, lines, t = 0, 0, 0
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         while t < len(targets):
             block = f.read(_PLAN_BLOCK)
             if not block:
@@ -125,7 +174,8 @@ def _plan_jsonl(path: str, size: int, parts: int) -> list[Shard]:
 
 def _plan_parquet(path: str, parts: int) -> list[Shard]:
     try:
-        meta = pq.ParquetFile(path).metadata
+        with open_input(path) as f:
+            meta = pq.ParquetFile(f).metadata
     except Exception as exc:  # any corrupt or non-Parquet file: quarantined, never a crash
         return [Shard(path, "unreadable", error=f"unreadable Parquet file: {exc}")]
     groups = meta.num_row_groups
@@ -175,7 +225,8 @@ class ShardReader(PipelineStep):
     """Reads shard `rank` of the plan; malformed records go to quarantine/, never through the pipeline.
 
     Writes `counts_dir/<rank>.json` with the records it saw, so the funnel's input count is an
-    independent recount, not the sum of what went where.
+    independent recount, not the sum of what went where. WARC records that carry no payload
+    (warcinfo, request, metadata, revisit) are not documents: they are counted apart, in `skipped`.
     """
 
     name = "📖 shard reader"
@@ -190,9 +241,12 @@ class ShardReader(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         shard = self.shards[rank]
-        counts = {"records": 0, "documents": 0, "quarantined": 0}
+        counts = {"records": 0, "documents": 0, "quarantined": 0, "skipped": 0}
         quarantine: AtomicParquetWriter | None = None
         for line, payload in _records(shard):
+            if payload is None:
+                counts["skipped"] += 1
+                continue
             counts["records"] += 1
             with self.track_time():
                 result = _decode(payload, self.config, shard.path, line)
@@ -213,9 +267,12 @@ class ShardReader(PipelineStep):
 
 
 def _decode(payload: Any, config: InputConfig, path: str, line: int) -> Document | tuple[str, str]:
-    """Bytes (JSONL line), a dict (Parquet row) or an error string -> Document or (error, raw text)."""
+    """Bytes (JSONL line), a dict (Parquet row), a WARC Document or an error -> Document or (error, raw text)."""
     if isinstance(payload, str):
         return payload, ""
+    if isinstance(payload, Document):
+        payload.metadata["uid"] = document_uid(payload.metadata["source"])
+        return payload
     if isinstance(payload, bytes):
         raw = payload.decode("utf-8", errors="backslashreplace")
         try:
@@ -232,19 +289,22 @@ def _decode(payload: Any, config: InputConfig, path: str, line: int) -> Document
 
 
 def _records(shard: Shard) -> Iterator[tuple[int, Any]]:
-    """(line or row, payload) pairs; payload is bytes, a dict, or an error string for a broken file."""
+    """(line, row or byte offset, payload): bytes, a dict, a Document (WARC), an error string for a broken
+    file, or None for a WARC record that is not a document."""
     if shard.kind == "unreadable":
         yield 0, shard.error
     elif shard.kind == "jsonl":
         yield from _jsonl_records(shard)
     elif shard.kind == "jsonl.gz":
         yield from _gzip_records(shard)
+    elif shard.kind == "warc":
+        yield from warc_records(shard.path, shard.start, shard.stop)
     else:
         yield from _parquet_records(shard)
 
 
 def _jsonl_records(shard: Shard) -> Iterator[tuple[int, Any]]:
-    with open(shard.path, "rb") as f:
+    with open_input(shard.path) as f:
         f.seek(shard.start)
         offset, line = shard.start, shard.first_line
         for raw in f:
@@ -260,7 +320,7 @@ def _gzip_records(shard: Shard) -> Iterator[tuple[int, Any]]:
     stripe, stripes = shard.start, shard.stop
     line = 0
     try:
-        with gzip.open(shard.path, "rb") as f:
+        with open_input(shard.path) as raw_file, gzip.open(raw_file, "rb") as f:
             for line, raw in enumerate(f, start=1):
                 if ((line - 1) // _GZ_STRIPE_LINES) % stripes == stripe and raw.strip():
                     yield line, raw
@@ -270,10 +330,11 @@ def _gzip_records(shard: Shard) -> Iterator[tuple[int, Any]]:
 
 
 def _parquet_records(shard: Shard) -> Iterator[tuple[int, Any]]:
-    parquet = pq.ParquetFile(shard.path)
     row = shard.first_line
-    for batch in parquet.iter_batches(row_groups=range(shard.start, shard.stop), batch_size=1024):
-        for record in batch.to_pylist():
-            yield row, record
-            row += 1
+    with open_input(shard.path) as f:
+        parquet = pq.ParquetFile(f)
+        for batch in parquet.iter_batches(row_groups=range(shard.start, shard.stop), batch_size=1024):
+            for record in batch.to_pylist():
+                yield row, record
+                row += 1
 
