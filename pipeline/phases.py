@@ -146,7 +146,8 @@ def _teacher_and_students(ctx: RunContext) -> dict[str, Any]:
         load_rubric(),
         run.annotations / "cache",
         max_chars=teacher.max_chars,
-        **teacher.backend_options(),
+        progress=lambda line: ctx.console.print(f"P2 teacher: {line}"),
+        **teacher.backend_options(ray_address=cfg.engine.address if cfg.engine.kind == "ray" else None),
     )
     labels_path = save_annotations(annotations, run.annotations)
     report = annotations.report()

@@ -105,7 +105,9 @@ def parse_generated(text: str, labels: Sequence[str]) -> dict[str, float] | None
     return {answer: 1.0} if answer in labels else None
 
 
-def answer_from_text(text: str, labels: Sequence[str], prompt_tokens: int = 0, cached_tokens: int | None = None) -> Outcome:
+def answer_from_text(
+    text: str, labels: Sequence[str], prompt_tokens: int = 0, cached_tokens: int | None = None
+) -> Outcome:
     """Generate mode: the final 'Answer: X', or the whole reply when it is just a label."""
     dist = parse_generated(text, labels)
     if dist is None and text.strip() in labels:
