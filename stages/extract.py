@@ -33,8 +33,10 @@ class HtmlExtractor(BaseFilter):
 
     def __init__(self, exclusion_writer: RejectWriter, timeout_s: float = 5.0):
         super().__init__(exclusion_writer)
-        # favour_precision and deduplicate are datatrove's defaults, kept so output equals its pipeline's
-        self.extractor = Trafilatura(timeout=timeout_s)
+        # No trafilatura `deduplicate`: its LRU cache of paragraphs lives as long as the process, so a
+        # page's text would depend on which pages the same worker extracted before (task placement).
+        # Exact and URL dedup remove repeated pages later, deterministically.
+        self.extractor = Trafilatura(timeout=timeout_s, deduplicate=False)
         self._timed = False
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
