@@ -136,6 +136,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mix(args: argparse.Namespace) -> int:
+    from pipeline.mix import cmd_mix
+
+    return cmd_mix(args, console)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import print_report
 
@@ -209,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--words-per-token", type=float, default=0.75)
     plan.add_argument("--throughput", metavar="JSON", help="throughputs file (default: configs/throughput.json)")
     plan.set_defaults(func=_cmd_plan)
+
+    mix = commands.add_parser("mix", parents=[debug], help="re-mix a finished run with another mixture (P6 + P7 only)")
+    mix.add_argument("run", metavar="RUN", help="a run folder whose phase P5 is complete")
+    mix.add_argument("--mixture", required=True, metavar="FILE", help="YAML with the keys of the mixture: section")
+    mix.add_argument("--name", help="folder name under RUN/mixtures/ (default: the file's stem)")
+    mix.add_argument("--engine", choices=["ray", "local"], help="engine (default: the run's)")
+    mix.add_argument("--workers", type=int, help="parallel tasks (default: the run's)")
+    mix.set_defaults(func=_cmd_mix)
 
     report = commands.add_parser("report", parents=[debug], help="print the funnel and domain mix of a run")
     report.add_argument("run", metavar="RUN")

@@ -1,7 +1,10 @@
-"""Domain-mix report: RUN/reports/domain_mix.json, a self-contained domain_mix.html, terminal tables.
+"""Domain-mix report of a mixture: per group (domain, or any `group_by`), the share before, the
+target and the share after, the tokens added by repeats, the documents sampled away with their
+quality, and why a target could not be met. RUN/reports/domain_mix.{json,html} for the main
+mixture, RUN/mixtures/<name>/domain_mix.{json,html} for a named one; rich tables for the terminal.
 
-Everything is read back from files the run wrote (mixture/manifest.json, reports/funnel.json), so
-the report can be rebuilt for any finished run. The HTML inlines plotly.js (works offline). Text
+Everything is read back from files the run wrote (the mixture's manifest.json, reports/funnel.json),
+so the report can be rebuilt for any finished run. The HTML inlines plotly.js (works offline). Text
 from documents and configs is HTML-escaped everywhere, chart labels included: plotly renders
 labels as a subset of HTML, and it already writes its JSON with `<`, `>` and `/` as \\u escapes,
 so no string can close the page's <script> blocks.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -24,39 +28,45 @@ from pipeline.docio import write_json_atomic, write_text_atomic
 from pipeline.rundir import RunDir
 
 
-def build_domain_mix(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The report's data: per-domain before/target/after, the funnel and quality histograms."""
-    run = RunDir(Path(run_dir))
-    manifest_path = run.mixture / "manifest.json"
+def build_mix_report(mixture_dir: str | os.PathLike, funnel: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One mixture's report data: per-group before/target/after, the domain rollup, token files."""
+    manifest_path = Path(mixture_dir) / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path} is missing: the mixture phase (P7) has not finished for this run")
     manifest = json.loads(manifest_path.read_text())
+    groups = [
+        {"group": name, **row}
+        for name, row in sorted(manifest["groups"].items(), key=lambda item: (-item[1]["tokens_before"], item[0]))
+    ]
+    keep = ("seed", "mode", "selection", "config_hash", "warnings", "totals", "quality_edges", "group_by", "tokenized")
+    report = {key: manifest.get(key) for key in keep}
+    return {**report, "groups": groups, "domains": manifest["domains"], "funnel": funnel}
+
+
+def build_domain_mix(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The main mixture's report data, with the run's funnel."""
+    run = RunDir(Path(run_dir))
     funnel_path = run.reports / "funnel.json"
     funnel = json.loads(funnel_path.read_text()) if funnel_path.is_file() else None
-    domains = [
-        {"domain": name, **row}
-        for name, row in sorted(manifest["domains"].items(), key=lambda item: -item[1]["tokens_before"])
-    ]
-    return {
-        "seed": manifest["seed"],
-        "mode": manifest["mode"],
-        "selection": manifest["selection"],
-        "config_hash": manifest["config_hash"],
-        "warnings": manifest["warnings"],
-        "totals": manifest["totals"],
-        "quality_edges": manifest["quality_edges"],
-        "domains": domains,
-        "funnel": funnel,
-    }
+    return build_mix_report(run.mixture, funnel)
+
+
+def mean_quality(hist: dict[str, Any] | None, edges: list[float]) -> float | None:
+    """Mean quality of a histogram's scored documents (bin midpoints); None when it has none."""
+    if not hist or not sum(hist["counts"]):
+        return None
+    mids = [(lo + hi) / 2 for lo, hi in zip(edges[:-1], edges[1:])]
+    return sum(m * n for m, n in zip(mids, hist["counts"])) / sum(hist["counts"])
 
 
 def _shares_figure(mix: dict[str, Any]) -> go.Figure:
-    labels = [escape(row["domain"]) for row in mix["domains"]]
+    labels = [escape(row["group"]) for row in mix["groups"]]
     figure = go.Figure()
     for key, title in (("share_before", "before"), ("target_share", "target"), ("share_after", "after")):
-        values = [100 * (row[key] or 0.0) for row in mix["domains"]]
+        values = [100 * (row[key] or 0.0) for row in mix["groups"]]
         figure.add_bar(name=title, x=labels, y=values, hovertemplate="%{x}: %{y:.2f}%<extra>" + title + "</extra>")
-    figure.update_layout(title="Token share per domain (%)", barmode="group", yaxis_title="% of tokens")
+    title = f"Token share per group ({escape(' / '.join(mix['group_by']))}, %)"
+    figure.update_layout(title=title, barmode="group", yaxis_title="% of tokens")
     return figure
 
 
@@ -72,22 +82,29 @@ def _funnel_figure(funnel: dict[str, Any]) -> go.Figure:
 def _quality_figure(mix: dict[str, Any]) -> go.Figure:
     edges = mix["quality_edges"]
     bins = [f"{lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])] + ["unscored"]
-    labels = [escape(row["domain"]) for row in mix["domains"]]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("before", "after"), shared_yaxes=True)
-    for col, key in ((1, "quality_hist_before"), (2, "quality_hist_after")):
+    labels = [escape(row["group"]) for row in mix["groups"]]
+    panels = (
+        ("before", "quality_hist_before"),
+        ("sampled away", "quality_hist_sampled_away"),
+        ("after", "quality_hist_after"),
+    )
+    figure = make_subplots(rows=1, cols=3, subplot_titles=[title for title, _ in panels], shared_yaxes=True)
+    for col, (_, key) in enumerate(panels, start=1):
         fractions = []
-        for row in mix["domains"]:
+        for row in mix["groups"]:
             hist = row[key] or {"counts": [0] * (len(bins) - 1), "missing": 0}
             counts = hist["counts"] + [hist["missing"]]
             total = sum(counts) or 1
             fractions.append([n / total for n in counts])
         figure.add_trace(
-            go.Heatmap(z=fractions, x=bins, y=labels, coloraxis="coloraxis", hovertemplate="%{y} %{x}: %{z:.1%}<extra></extra>"),
+            go.Heatmap(
+                z=fractions, x=bins, y=labels, coloraxis="coloraxis", hovertemplate="%{y} %{x}: %{z:.1%}<extra></extra>"
+            ),
             row=1,
             col=col,
         )
     figure.update_layout(
-        title="Quality distribution per domain (fraction of the domain's documents)",
+        title="Quality distribution per group (fraction of the group's documents)",
         coloraxis={"colorscale": "Blues"},
         height=max(320, 28 * len(labels) + 160),
     )
@@ -104,30 +121,50 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def _domain_rows(mix: dict[str, Any]) -> list[list[str]]:
-    return [
-        [
-            row["domain"],
-            f"{row['docs_before']:,}",
-            f"{row['tokens_before']:,}",
-            _pct(row["share_before"]),
-            _pct(row["target_share"]),
-            "-" if row["rate"] is None else f"{row['rate']:.3f}",
-            "-" if row["quality_cutoff"] is None else f"{row['quality_cutoff']:g}",
-            f"{row['docs_after']:,}",
-            f"{row['tokens_after']:,}",
-            _pct(row["share_after"]),
-            f"{row['downsampled_away']:,}",
-            f"{row['upsampled_copies']:,}",
-        ]
-        for row in mix["domains"]
-    ]
+def _quality(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
-_DOMAIN_HEADER = [
-    "domain", "docs before", "tokens before", "share before", "target", "rate", "quality cutoff",
-    "docs after", "tokens after", "share after", "sampled away", "repeat copies",
+# A narrow terminal shows the group table as two tables: shares, then counts.
+_SHARE_COLUMNS = ("group", "share before", "target", "share after", "rate", "quality cutoff")
+_COUNT_COLUMNS = (
+    "group", "docs before", "docs after", "tokens after", "repeat tokens", "sampled away", "their quality",
+)  # fmt: skip
+
+
+def _cells(row: dict[str, Any], edges: list[float]) -> dict[str, str]:
+    return {
+        "group": row["group"],
+        "docs before": f"{row['docs_before']:,}",
+        "tokens before": f"{row['tokens_before']:,}",
+        "share before": _pct(row["share_before"]),
+        "target": _pct(row["target_share"]),
+        "rate": "-" if row["rate"] is None else f"{row['rate']:.3f}",
+        "quality cutoff": "-" if row["quality_cutoff"] is None else f"{row['quality_cutoff']:g}",
+        "docs after": f"{row['docs_after']:,}",
+        "tokens after": f"{row['tokens_after']:,}",
+        "share after": _pct(row["share_after"]),
+        "repeat tokens": f"{row['repeat_tokens']:,}",
+        "sampled away": f"{row['downsampled_away']:,}",
+        "their quality": _quality(mean_quality(row["quality_hist_sampled_away"], edges)),
+    }
+
+
+_GROUP_HEADER = [
+    "group", "docs before", "tokens before", "share before", "target", "rate", "quality cutoff",
+    "docs after", "tokens after", "share after", "repeat tokens", "sampled away", "their quality",
 ]  # fmt: skip
+
+
+def _group_rows(mix: dict[str, Any]) -> list[list[str]]:
+    return [[_cells(row, mix["quality_edges"])[column] for column in _GROUP_HEADER] for row in mix["groups"]]
+
+
+def _notes(mix: dict[str, Any]) -> list[tuple[str, str]]:
+    """(group, why its target could not be met), for the groups that have a reason."""
+    return [(row["group"], row["note"]) for row in mix["groups"] if row.get("note")]
+
+
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
@@ -135,7 +172,16 @@ _STYLE = (
 )
 
 
-def render_html(mix: dict[str, Any]) -> str:
+def _tokenized_html(tokenized: dict[str, Any]) -> str:
+    rows = [[group, f"{g['documents']:,}", f"{g['tokens']:,}"] for group, g in sorted(tokenized["groups"].items())]
+    return (
+        f"<h2>Token files</h2><p>{escape(tokenized['format'])} format in {escape(tokenized['folder'])}/, tokenizer "
+        f"{escape(tokenized['tokenizer'])}: {tokenized['total_tokens']:,} tokens</p>"
+        + _table_html(["group", "documents", "tokens"], rows)
+    )
+
+
+def render_html(mix: dict[str, Any], title: str = "Domain mix") -> str:
     figures = [_shares_figure(mix)]
     if mix["funnel"] is not None:
         figures.append(_funnel_figure(mix["funnel"]))
@@ -145,16 +191,26 @@ def render_html(mix: dict[str, Any]) -> str:
         figure.to_html(full_html=False, include_plotlyjs=index == 0, config={"responsive": True})
         for index, figure in enumerate(figures)
     ]
+    totals = mix["totals"]
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>mixwright domain mix</title>',
+        f'<html lang="en"><head><meta charset="utf-8"><title>mixwright {escape(title)}</title>',
         f"<style>{_STYLE}</style></head><body>",
-        "<h1>Domain mix</h1>",
-        f"<p>mode {escape(str(mix['mode']))}, selection {escape(str(mix['selection']))}, seed "
-        f"{escape(str(mix['seed']))}, config {escape(str(mix['config_hash']))}</p>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p>grouped by {escape(' / '.join(mix['group_by']))}; mode {escape(str(mix['mode']))}, selection "
+        f"{escape(str(mix['selection']))}, seed {escape(str(mix['seed']))}, "
+        f"config {escape(str(mix['config_hash']))}</p>",
+        f"<p>{totals['tokens_before']:,} tokens before, {totals['tokens_after']:,} after, of which "
+        f"{totals['repeat_tokens']:,} from repeats; {totals['docs_before'] - totals['originals_after']:,} documents "
+        "sampled away (their mean quality per group in the last column)</p>",
     ]
     parts += [f'<p class="warn">{escape(w)}</p>' for w in mix["warnings"]]
-    parts += [_table_html(_DOMAIN_HEADER, _domain_rows(mix)), charts[0]]
+    parts += [_table_html(_GROUP_HEADER, _group_rows(mix))]
+    if _notes(mix):
+        parts += ["<h2>Why a target was not met</h2>", _table_html(["group", "reason"], _notes(mix))]
+    parts.append(charts[0])
+    if mix["tokenized"]:
+        parts.append(_tokenized_html(mix["tokenized"]))
     if mix["funnel"] is not None:
         reasons = [
             [stage["name"], reason, f"{n:,}"]
@@ -166,29 +222,68 @@ def render_html(mix: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_domain_mix(run_dir: str | os.PathLike) -> Path:
-    """Writes RUN/reports/domain_mix.json and domain_mix.html; returns the HTML path."""
-    mix = build_domain_mix(run_dir)
-    reports = RunDir(Path(run_dir)).reports
-    write_json_atomic(reports / "domain_mix.json", mix)
-    html_path = reports / "domain_mix.html"
-    write_text_atomic(html_path, render_html(mix))
+def _write_report(mix: dict[str, Any], folder: Path, title: str) -> Path:
+    write_json_atomic(folder / "domain_mix.json", mix)
+    html_path = folder / "domain_mix.html"
+    write_text_atomic(html_path, render_html(mix, title))
     return html_path
 
 
-def domain_mix_tables(run_dir: str | os.PathLike) -> list[Table]:
-    """The domain mix as rich tables for `mixwright report` (domain names are never read as markup)."""
-    mix = build_domain_mix(run_dir)
-    table = Table(title="Domain mix: before, target, after", title_justify="left")
-    for column in _DOMAIN_HEADER:
-        table.add_column(column, justify="left" if column == "domain" else "right")
-    for row in _domain_rows(mix):
-        table.add_row(*(Text(cell) for cell in row))
-    tables = [table]
+def write_domain_mix(run_dir: str | os.PathLike) -> Path:
+    """Writes RUN/reports/domain_mix.json and domain_mix.html; returns the HTML path."""
+    return _write_report(build_domain_mix(run_dir), RunDir(Path(run_dir)).reports, "Domain mix")
+
+
+def write_mixture_report(mixture_dir: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """A named mixture's domain_mix.{json,html} in `folder` (its own mixture folder)."""
+    return _write_report(build_mix_report(mixture_dir), Path(folder), f"Mixture {Path(mixture_dir).name}")
+
+
+# Below this terminal width the group table is split in two (shares, then counts).
+WIDE_TERMINAL = 150
+
+
+def _rich_table(title: str, columns: tuple[str, ...] | list[str], rows: list[dict[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        if column == "group":  # names stay legible; the numbers' headers wrap instead
+            longest = max((len(row["group"]) for row in rows), default=0)
+            table.add_column(column, overflow="fold", min_width=min(24, longest))
+        else:
+            table.add_column(column, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(row[column]) for column in columns))
+    return table
+
+
+def mix_tables(mix: dict[str, Any], width: int, title: str = "Domain mix") -> list[Table]:
+    """Rich tables of one mixture: one wide table, or two that fit 80 columns (group names are
+    never read as markup); then the reasons targets were not met, and the warnings."""
+    cells = [_cells(row, mix["quality_edges"]) for row in mix["groups"]]
+    heading = f"{title} by {' / '.join(mix['group_by'])}"
+    if width >= WIDE_TERMINAL:
+        tables = [_rich_table(f"{heading}: before, target, after", _GROUP_HEADER, cells)]
+    else:
+        tables = [
+            _rich_table(f"{heading}: token shares", _SHARE_COLUMNS, cells),
+            _rich_table(f"{heading}: documents and tokens", _COUNT_COLUMNS, cells),
+        ]
+    if _notes(mix):
+        notes = Table(title="Why a target was not met", title_justify="left")
+        notes.add_column("group", overflow="fold")
+        notes.add_column("reason", overflow="fold")
+        for group, note in _notes(mix):
+            notes.add_row(Text(group), Text(note))
+        tables.append(notes)
     if mix["warnings"]:
         warnings = Table(title="Mixture warnings", title_justify="left", show_header=False)
-        warnings.add_column("warning")
+        warnings.add_column("warning", overflow="fold")
         for warning in mix["warnings"]:
             warnings.add_row(Text(warning, style="yellow"))
         tables.append(warnings)
     return tables
+
+
+def domain_mix_tables(run_dir: str | os.PathLike, width: int | None = None) -> list[Table]:
+    """The main mixture as rich tables for `mixwright report`, sized for `width` (default: the terminal)."""
+    return mix_tables(build_domain_mix(run_dir), width or shutil.get_terminal_size().columns)

@@ -17,6 +17,7 @@ from pipeline.domain_mix import write_domain_mix
 from pipeline.engine import configure_logging, default_workers
 from pipeline.errors import ConfigError
 from pipeline.funnel import compute_funnel
+from pipeline.mix import write_mixtures_page
 from pipeline.phases import RunContext, enabled_phases, funnel_stages, run_phase
 from pipeline.preflight import preflight
 from pipeline.rundir import RunDir
@@ -78,6 +79,7 @@ def run_pipeline(config: Config, console: Console | None = None, show_progress: 
     funnel = compute_funnel(run, funnel_stages(ctx), run.phase("p1_filter") / "counts", mixture_originals=originals)
     write_json_atomic(run.reports / "funnel.json", funnel)
     write_domain_mix(run.root)
+    write_mixtures_page(run.root)
     if not funnel["conservation"]["holds"]:
         console.print(f"[bold red]funnel conservation does not hold: {funnel['conservation']}")
     return funnel

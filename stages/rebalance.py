@@ -16,7 +16,9 @@ import os
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,11 +29,14 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.config import SHARE_TOLERANCE, MixtureConfig
-from pipeline.errors import ConfigError
 from pipeline.docio import RejectWriter, write_json_atomic
-from stages.tokens import MISSING_QUALITY, doc_domain, doc_quality
+from pipeline.errors import ConfigError
+from stages.groups import UNKNOWN, Grouping, input_file, match_key
+from stages.tokens import MISSING_QUALITY, doc_quality
 
 _HASH_RANGE = 2**64
+# Metadata key of a mixture copy's group values ({group key: value}): the writer's partition folders.
+GROUP_METADATA = "mix_group"
 # Histogram of quality scores (0-5) in half-point bins, for the domain-mix report.
 QUALITY_EDGES = np.linspace(0.0, 5.0, 11)
 
@@ -50,101 +55,126 @@ def quality_histogram(quality: np.ndarray) -> dict[str, list[int] | int]:
 
 @dataclass(frozen=True)
 class Rates:
-    """Outcome of the rate computation: what each domain gets and what could not be honoured."""
+    """Outcome of the rate computation: what each group gets and what could not be honoured."""
 
     rates: dict[str, float]
     target_shares: dict[str, float]
     warnings: list[str]
+    # Why a group's target could not be met, per group (shown beside it in the reports).
+    notes: dict[str, str] = field(default_factory=dict)
 
 
-def _infeasible(message: str, strict: bool, warnings: list[str]) -> None:
+def _infeasible(message: str, strict: bool, warnings: list[str], key: str) -> None:
     if strict:
-        raise ConfigError(f"{message} (mixture.strict is true; fix the mixture or set it to false)")
+        raise ConfigError(f"{message} ({key}.strict is true; fix the mixture or set it to false)")
     warnings.append(message)
 
 
-def _multiplier_rates(tokens: dict[str, int], config: MixtureConfig, warnings: list[str]) -> dict[str, float]:
-    for domain in sorted(set(config.multipliers) - {d for d, t in tokens.items() if t > 0}):
-        warnings.append(f"mixture.multipliers.{domain}: no documents of domain {domain!r}; the multiplier has no effect")
-    rates = {d: config.multipliers.get(d, config.default_multiplier) for d in tokens}
+def _multiplier_rates(
+    tokens: dict[str, int], config: MixtureConfig, key: str, warnings: list[str], notes: dict[str, str]
+) -> dict[str, float]:
+    present = [g for g, t in tokens.items() if t > 0]
+    for name in sorted(k for k in config.multipliers if not any(match_key(g, [k]) for g in present)):
+        warnings.append(f"{key}.multipliers.{name}: no documents in group {name!r}; the multiplier has no effect")
+    rates = {}
+    for group in tokens:
+        matched = match_key(group, config.multipliers)
+        rates[group] = config.default_multiplier if matched is None else config.multipliers[matched]
     if config.token_budget is not None:
-        natural = sum(rates[d] * t for d, t in tokens.items())
+        natural = sum(rates[g] * t for g, t in tokens.items())
         if natural > 0:
-            rates = {d: r * config.token_budget / natural for d, r in rates.items()}
-    for domain in sorted(rates):
-        if rates[domain] > config.max_repeats:
+            rates = {g: r * config.token_budget / natural for g, r in rates.items()}
+    for group in sorted(rates):
+        if rates[group] > config.max_repeats:
             _infeasible(
-                f"domain {domain!r} needs sampling rate {rates[domain]:.3g}, above mixture.max_repeats = "
-                f"{config.max_repeats:g}; closest feasible: rate {config.max_repeats:g} for {domain!r}"
-                + (" (the output falls short of mixture.token_budget)" if config.token_budget else ""),
+                f"group {group!r} needs sampling rate {rates[group]:.3g}, above {key}.max_repeats = "
+                f"{config.max_repeats:g}; closest feasible: rate {config.max_repeats:g} for {group!r}"
+                + (f" (the output falls short of {key}.token_budget)" if config.token_budget else ""),
                 config.strict,
                 warnings,
+                key,
             )
-            rates[domain] = float(config.max_repeats)
+            notes[group] = f"capped at {key}.max_repeats = {config.max_repeats:g} (needed rate {rates[group]:.3g})"
+            rates[group] = float(config.max_repeats)
     return rates
 
 
-def _share_rates(tokens: dict[str, int], config: MixtureConfig, warnings: list[str]) -> dict[str, float]:
-    shares = dict(config.shares)
-    total_share = sum(shares.values())  # validated by MixtureConfig: >= 0 each, at most 1 in all
-    # Domains not named share what the named ones leave, in their natural proportions.
-    rest = sorted(d for d in tokens if d not in shares)
-    groups: dict[str, tuple[list[str], float]] = {d: ([d], s) for d, s in sorted(shares.items()) if s > 0}
+def _share_rates(
+    tokens: dict[str, int], config: MixtureConfig, key: str, warnings: list[str], notes: dict[str, str]
+) -> dict[str, float]:
+    # Each share key takes the groups it names (or matches); groups no key takes share what the
+    # keys leave, in their natural proportions.
+    members: dict[str, list[str]] = {k: [] for k in config.shares}
+    rest: list[str] = []
+    for group in sorted(tokens):
+        matched = match_key(group, config.shares)
+        (members[matched] if matched is not None else rest).append(group)
+    total_share = sum(config.shares.values())  # validated by MixtureConfig: >= 0 each, at most 1 in all
+    sets: dict[str, tuple[list[str], float]] = {k: (members[k], s) for k, s in sorted(config.shares.items()) if s > 0}
     rest_share = max(0.0, 1.0 - total_share)
     if rest_share > SHARE_TOLERANCE:
-        groups["(domains not in mixture.shares)"] = (rest, rest_share)
+        sets[f"(groups not in {key}.shares)"] = (rest, rest_share)
     elif rest:
-        warnings.append(f"mixture.shares sum to 1, so domains not named get no tokens: {', '.join(rest)}")
-    group_tokens = {g: sum(tokens.get(d, 0) for d in members) for g, (members, _) in groups.items()}
-    empty = [g for g in groups if group_tokens[g] == 0]
+        warnings.append(f"{key}.shares sum to 1, so groups not named get no tokens: {', '.join(rest)}")
+        notes.update(dict.fromkeys(rest, f"not in {key}.shares, which sum to 1"))
+    set_tokens = {k: sum(tokens.get(g, 0) for g in groups) for k, (groups, _) in sets.items()}
+    empty = [k for k in sets if set_tokens[k] == 0]
     if empty:
-        kept = {g: s for g, (_, s) in groups.items() if g not in empty}
+        kept = {k: s for k, (_, s) in sets.items() if k not in empty}
         norm = sum(kept.values())
-        closest = {g: round(s / norm, 4) for g, s in kept.items()} if norm > 0 else {}
+        closest = {k: round(s / norm, 4) for k, s in kept.items()} if norm > 0 else {}
         _infeasible(
-            f"mixture.shares: no documents of {', '.join(repr(g) for g in empty)} reached the mixture; "
+            f"{key}.shares: no documents of {', '.join(repr(k) for k in empty)} reached the mixture; "
             f"closest feasible mix: {closest}",
             config.strict,
             warnings,
+            key,
         )
-        groups = {g: (members, s / norm) for g, (members, s) in groups.items() if g not in empty}
-    rates = {d: 0.0 for d in tokens}
-    if not groups:
+        sets = {k: (groups, s / norm) for k, (groups, s) in sets.items() if k not in empty}
+    rates = {g: 0.0 for g in tokens}
+    if not sets:
         return rates
-    # The largest output meeting every share: the group that runs out first (at max_repeats) decides.
-    limits = {g: config.max_repeats * group_tokens[g] / s for g, (_, s) in groups.items()}
-    binding = min(limits, key=lambda g: (limits[g], g))
+    # The largest output meeting every share: the set that runs out first (at max_repeats) decides.
+    limits = {k: config.max_repeats * set_tokens[k] / s for k, (_, s) in sets.items()}
+    binding = min(limits, key=lambda k: (limits[k], k))
     budget = limits[binding]
     if config.token_budget is not None:
         if config.token_budget > budget:
             _infeasible(
-                f"mixture.token_budget = {config.token_budget:,} needs {binding!r} above mixture.max_repeats = "
+                f"{key}.token_budget = {config.token_budget:,} needs {binding!r} above {key}.max_repeats = "
                 f"{config.max_repeats:g}; closest feasible: token_budget {int(budget):,}",
                 config.strict,
                 warnings,
+                key,
             )
+            for group in sets[binding][0]:
+                notes[group] = (
+                    f"at {key}.max_repeats = {config.max_repeats:g}: too few tokens for {key}.token_budget "
+                    f"= {config.token_budget:,}, so the output is {int(budget):,} tokens"
+                )
         else:
             budget = float(config.token_budget)
-    for g, (members, share) in groups.items():
-        for d in members:
-            rates[d] = min(config.max_repeats, share * budget / group_tokens[g])
+    for k, (groups, share) in sets.items():
+        for g in groups:
+            rates[g] = min(config.max_repeats, share * budget / set_tokens[k])
     return rates
 
 
-def sampling_rates(tokens: dict[str, int], config: MixtureConfig) -> Rates:
-    """One sampling rate per domain from its token count and the target (pure; no I/O).
+def sampling_rates(tokens: dict[str, int], config: MixtureConfig, key: str = "mixture") -> Rates:
+    """One sampling rate per group from its token count and the target (pure; no I/O).
 
     Infeasible targets are moved to the closest feasible mix with a warning, or raise
-    `ConfigError` when `config.strict`.
+    `ConfigError` when `config.strict`. `key` is the config section named in messages.
     """
     warnings: list[str] = []
+    notes: dict[str, str] = {}
     if config.mode == "shares":
-        rates = _share_rates(tokens, config, warnings)
+        rates = _share_rates(tokens, config, key, warnings, notes)
     else:
-        rates = _multiplier_rates(tokens, config, warnings)
-    output = sum(rates[d] * t for d, t in tokens.items())
-    target_shares = {d: (rates[d] * t / output if output else 0.0) for d, t in tokens.items()}
-    return Rates(rates=rates, target_shares=target_shares, warnings=warnings)
+        rates = _multiplier_rates(tokens, config, key, warnings, notes)
+    output = sum(rates[g] * t for g, t in tokens.items())
+    target_shares = {g: (rates[g] * t / output if output else 0.0) for g, t in tokens.items()}
+    return Rates(rates=rates, target_shares=target_shares, warnings=warnings, notes=notes)
 
 
 @dataclass(frozen=True)
@@ -194,7 +224,8 @@ def copy_count(rate: float, cutoff: Cutoff | None, seed: int, doc_id: str, quali
 
 
 @dataclass
-class DomainPlan:
+class GroupPlan:
+    values: list[str]  # the group's value per `group_by` key
     docs: int
     tokens: int
     rate: float
@@ -202,18 +233,20 @@ class DomainPlan:
     target_tokens: float
     cutoff: Cutoff | None
     quality_hist: dict = field(default_factory=dict)
+    note: str | None = None  # why the group's target could not be met
 
 
 @dataclass
 class Plan:
-    """The P6 output every P7 task reads: one rate (and optional quality cutoff) per domain."""
+    """The P6 output every P7 task reads: one rate (and optional quality cutoff) per group."""
 
     mode: str
     selection: str
     seed: int
     max_repeats: float
     token_budget: int | None
-    domains: dict[str, DomainPlan]
+    grouping: dict[str, Any]
+    groups: dict[str, GroupPlan]
     warnings: list[str]
 
     def to_json(self, path: str | os.PathLike) -> None:
@@ -222,11 +255,15 @@ class Plan:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Plan:
         raw = json.loads(Path(path).read_text())
-        domains = {
-            d: DomainPlan(**{**p, "cutoff": None if p["cutoff"] is None else Cutoff(**p["cutoff"])})
-            for d, p in raw.pop("domains").items()
+        groups = {
+            g: GroupPlan(**{**p, "cutoff": None if p["cutoff"] is None else Cutoff(**p["cutoff"])})
+            for g, p in raw.pop("groups").items()
         }
-        return cls(domains=domains, **raw)
+        return cls(groups=groups, **raw)
+
+    @cached_property
+    def group_by(self) -> Grouping:
+        return Grouping.from_dict(self.grouping)
 
 
 def read_stats(stats_dir: str | os.PathLike) -> pa.Table:
@@ -236,18 +273,52 @@ def read_stats(stats_dir: str | os.PathLike) -> pa.Table:
     return pa.concat_tables(pq.read_table(f) for f in files)
 
 
-def compute_plan(stats_dir: str | os.PathLike, config: MixtureConfig) -> Plan:
-    """P6: per-domain rates (and quality cutoffs) from the token stats of every P5 task."""
+def _field_values(docs_dir: Path, field_name: str) -> dict[str, str]:
+    """id -> the input field `field_name` of every clean document (metadata column only, no text)."""
+    values: dict[str, str] = {}
+    for path in sorted(docs_dir.glob("*.parquet")):
+        table = pq.read_table(path, columns=["id", "metadata"])
+        for doc_id, raw in zip(table.column("id").to_pylist(), table.column("metadata").to_pylist()):
+            values[doc_id] = Grouping((), (), (), field_name).doc_source(json.loads(raw))
+    return values
+
+
+def group_values(stats: pa.Table, grouping: Grouping, docs_dir: str | os.PathLike | None) -> list[tuple[str, ...]]:
+    """The group values of every stats row (P6), through the same function P7 uses on metadata."""
+    names = ("id", "domain", "language", "source", "quality", "tokens")
+    columns = {name: stats.column(name).to_pylist() for name in names}
+    sources = columns["source"]
+    if "source" in grouping.keys:
+        if grouping.source_field is None:
+            sources = [input_file(s) for s in sources]
+        else:
+            if docs_dir is None:
+                raise ValueError("group_by source with a source_field needs the clean documents folder")
+            field_values = _field_values(Path(docs_dir), grouping.source_field)
+            sources = [field_values.get(doc_id, UNKNOWN) for doc_id in columns["id"]]
+    rows = zip(columns["domain"], columns["language"], sources, columns["quality"], columns["tokens"])
+    return [grouping.values(*row) for row in rows]
+
+
+def compute_plan(
+    stats_dir: str | os.PathLike, config: MixtureConfig, docs_dir: str | os.PathLike | None = None, key: str = "mixture"
+) -> Plan:
+    """P6: per-group rates (and quality cutoffs) from the token stats of every P5 task.
+
+    `docs_dir` (P5's clean documents) is read only to group by an input field (`source_field`).
+    """
     stats = read_stats(stats_dir)
-    domains = stats.column("domain").to_numpy(zero_copy_only=False).astype(str)
+    grouping = Grouping.from_config(config)
     tokens = stats.column("tokens").to_numpy()
     quality = stats.column("quality").to_numpy()
-    names, inverse = np.unique(domains, return_inverse=True)
-    domain_tokens = np.bincount(inverse, weights=tokens, minlength=names.size).astype(np.int64)
-    domain_docs = np.bincount(inverse, minlength=names.size)
-    rates = sampling_rates({str(d): int(t) for d, t in zip(names, domain_tokens)}, config)
+    values = group_values(stats, grouping, docs_dir)
+    labels = [grouping.name(v) for v in values]
+    names, inverse = np.unique(np.array(labels, dtype=str), return_inverse=True)
+    group_tokens = np.bincount(inverse, weights=tokens, minlength=names.size).astype(np.int64)
+    group_docs = np.bincount(inverse, minlength=names.size)
+    rates = sampling_rates({str(g): int(t) for g, t in zip(names, group_tokens)}, config, key)
     ids = stats.column("id")
-    plans: dict[str, DomainPlan] = {}
+    plans: dict[str, GroupPlan] = {}
     for index, name in enumerate(names.tolist()):
         rate = rates.rates[name]
         members = np.flatnonzero(inverse == index)
@@ -258,18 +329,20 @@ def compute_plan(stats_dir: str | os.PathLike, config: MixtureConfig) -> Plan:
                 quality[members],
                 tokens[members].astype(np.float64),
                 pc.take(ids, pa.array(members)).to_pylist(),
-                fraction * domain_tokens[index],
+                fraction * group_tokens[index],
                 config.seed,
                 math.floor(rate),
             )
-        plans[name] = DomainPlan(
-            docs=int(domain_docs[index]),
-            tokens=int(domain_tokens[index]),
+        plans[name] = GroupPlan(
+            values=list(values[members[0]]),
+            docs=int(group_docs[index]),
+            tokens=int(group_tokens[index]),
             rate=rate,
             target_share=rates.target_shares[name],
-            target_tokens=rate * int(domain_tokens[index]),
+            target_tokens=rate * int(group_tokens[index]),
             cutoff=cutoff,
             quality_hist=quality_histogram(quality[members]),
+            note=rates.notes.get(name),
         )
     return Plan(
         mode=config.mode,
@@ -277,7 +350,8 @@ def compute_plan(stats_dir: str | os.PathLike, config: MixtureConfig) -> Plan:
         seed=config.seed,
         max_repeats=config.max_repeats,
         token_budget=config.token_budget,
-        domains=plans,
+        grouping=asdict(grouping),
+        groups=plans,
         warnings=rates.warnings,
     )
 
@@ -310,30 +384,34 @@ class MixtureSampler(PipelineStep):
             self._plan_source = Plan.from_json(self._plan_source)
         return self._plan_source
 
-    def _copies(self, doc: Document) -> int:
-        domain = doc_domain(doc.metadata)
-        plan = self.plan.domains.get(domain)
+    def _group(self, doc: Document) -> tuple[str, tuple[str, ...], GroupPlan]:
+        grouping = self.plan.group_by
+        values = grouping.doc_values(doc.metadata)
+        name = grouping.name(values)
+        plan = self.plan.groups.get(name)
         if plan is None:
-            raise ValueError(f"document {doc.id!r} has domain {domain!r}, absent from the P6 plan: rerun P5 and P6")
-        return copy_count(plan.rate, plan.cutoff, self.plan.seed, doc.id, doc_quality(doc.metadata))
+            raise ValueError(f"document {doc.id!r} is in group {name!r}, absent from the P6 plan: rerun P5 and P6")
+        return name, values, plan
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        keys = self.plan.group_by.keys
         with self.exclusion_writer or nullcontext() as writer:
             for doc in data:
                 with self.track_time():
-                    copies = self._copies(doc)
+                    name, values, plan = self._group(doc)
+                    copies = copy_count(plan.rate, plan.cutoff, self.plan.seed, doc.id, doc_quality(doc.metadata))
                 if copies == 0:
                     self.stat_update("dropped_downsampled")
                     if writer is not None:
-                        domain = doc_domain(doc.metadata)
                         doc.metadata["filter_reason"] = "downsampled"
-                        doc.metadata["reject_details"] = {"domain": domain, "rate": self.plan.domains[domain].rate}
+                        doc.metadata["reject_details"] = {"group": name, "rate": plan.rate}
                         writer.write(doc, rank)
                     continue
                 self.stat_update("upsampled_copies", value=copies - 1)
+                partition = dict(zip(keys, values))
                 for repeat in range(copies):
                     yield Document(
                         text=doc.text,
                         id=repeat_id(doc.id, repeat),
-                        metadata={**doc.metadata, "repeat": repeat},
+                        metadata={**doc.metadata, "repeat": repeat, GROUP_METADATA: partition},
                     )

@@ -30,6 +30,9 @@ STATS_SCHEMA = pa.schema(
         ("domain", pa.string()),
         ("quality", pa.float64()),
         ("tokens", pa.int64()),
+        # what a mixture may group by besides domain, quality and length (stages/groups.py)
+        ("language", pa.string()),
+        ("source", pa.string()),
     ]
 )
 _WORD = re.compile(r"\w+")
@@ -65,8 +68,8 @@ def doc_quality(metadata: dict) -> float:
 class TokenCounter(PipelineStep):
     """Sets `metadata["token_count"]` and, with `stats_dir`, writes stats_dir/<rank>.parquet.
 
-    The stats file holds one small row per document (uid, id, domain, quality, tokens): P6 plans
-    the whole mixture from these without reading any text.
+    The stats file holds one small row per document (uid, id, domain, quality, tokens, language,
+    source): P6 plans every mixture, whatever it groups by, from these without reading any text.
     """
 
     name = "🔢 Token counter"
@@ -98,6 +101,8 @@ class TokenCounter(PipelineStep):
                                 "domain": doc_domain(doc.metadata),
                                 "quality": doc_quality(doc.metadata),
                                 "tokens": tokens,
+                                "language": doc.metadata.get("language"),
+                                "source": doc.metadata.get("source"),
                             }
                         )
                 self.stat_update("tokens", value=tokens)

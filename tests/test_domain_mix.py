@@ -55,12 +55,16 @@ def run_dir(tmp_path_factory):
 
 def test_json_report_has_before_target_after_and_the_funnel(run_dir):
     mix = json.loads((run_dir / "reports" / "domain_mix.json").read_text())
-    rows = {row["domain"]: row for row in mix["domains"]}
+    rows = {row["group"]: row for row in mix["groups"]}
     assert set(rows) == {"science", PAYLOAD, "[red]code"}
     assert rows[PAYLOAD]["rate"] == 0.5 and rows[PAYLOAD]["quality_cutoff"] is not None
     assert sum(row["share_after"] for row in rows.values()) == pytest.approx(1.0)
     assert sum(rows["science"]["quality_hist_after"]["counts"]) == rows["science"]["docs_after"]
     assert mix["funnel"]["stages"][1]["reasons"] == {PAYLOAD: 10}
+    # the documents sampled away, with their quality (quality selection: all below the cutoff)
+    away = rows[PAYLOAD]["quality_hist_sampled_away"]
+    assert sum(away["counts"]) + away["missing"] == rows[PAYLOAD]["downsampled_away"] > 0
+    assert mix["domains"][PAYLOAD]["tokens_after"] == rows[PAYLOAD]["tokens_after"]
 
 
 def test_html_is_self_contained_well_formed_and_escapes_payloads(run_dir):
@@ -78,12 +82,20 @@ def test_html_is_self_contained_well_formed_and_escapes_payloads(run_dir):
     assert len(page) > 1_000_000  # plotly.js is inlined, so the page works offline
 
 
-def test_terminal_tables_print_domain_names_literally(run_dir):
-    console = Console(record=True, width=250)
-    for table in domain_mix_tables(run_dir):
+@pytest.mark.parametrize("width", [80, 250])
+def test_terminal_tables_print_group_names_literally_and_fit_the_width(run_dir, width):
+    console = Console(record=True, width=width)
+    tables = domain_mix_tables(run_dir, width)
+    for table in tables:
         console.print(table)
     text = console.export_text()
-    assert "[red]code" in text and PAYLOAD in text
+    assert "[red]" in text and "<script>" in text  # literal, not markup (folded on narrow terminals)
+    assert width == 80 or ("[red]code" in text and PAYLOAD in text)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "…" not in text  # nothing cut: narrow terminals get two tables, not truncated columns
+    headers = [column.header for table in tables for column in table.columns]
+    assert {"share before", "target", "share after", "repeat tokens", "sampled away", "their quality"} <= set(headers)
+    assert len(tables) == (2 if width == 80 else 1)
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):

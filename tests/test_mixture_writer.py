@@ -101,7 +101,10 @@ def test_token_counter_with_a_local_tokenizer_file(tmp_path):
     out = list(TokenCounter(tmp_path / "stats", tokenizer_path=tmp_path / "tokenizer.json").run(iter(docs)))
     assert out[0].metadata["token_count"] == 4  # hello , world [UNK]
     stats = pq.read_table(tmp_path / "stats" / "00000.parquet").to_pylist()
-    assert stats[0] == {"uid": 0, "id": "doc-0", "domain": "news", "quality": docs[0].metadata["quality"], "tokens": 4}
+    quality = docs[0].metadata["quality"]
+    assert stats[0] == {
+        "uid": 0, "id": "doc-0", "domain": "news", "quality": quality, "tokens": 4, "language": "en", "source": "corpus.jsonl:1",
+    }  # fmt: skip
     with pytest.raises(FileNotFoundError, match="missing.json"):
         list(TokenCounter(tokenizer_path=tmp_path / "missing.json").run(iter(docs)))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from conftest import table_rows
 from mixture_helpers import make_docs, run_mixture
 
@@ -88,9 +89,9 @@ def test_multiplier_above_the_cap_is_capped_or_refused():
         ({"multipliers": {"code": -1.0}}, "mixture.multipliers.code"),
     ],
 )
-def test_invalid_mixtures_are_config_errors(update, message):
-    with pytest.raises(ConfigError, match=message):
-        sampling_rates(TOKENS, MixtureConfig(**update))
+def test_invalid_mixtures_are_refused_at_load(update, message):
+    with pytest.raises(ValidationError, match=message):
+        MixtureConfig(**update)
 
 
 def test_copy_count_whole_repeats_plus_a_hashed_fraction():
@@ -110,7 +111,7 @@ def docs():
 def test_target_shares_met_within_one_point(docs, tmp_path, selection):
     shares = {"science": 0.3, "code": 0.2, "mathematics": 0.15, "ecommerce": 0.1}  # news gets the other 25%
     run_mixture(docs, MixtureConfig(mode="shares", shares=shares, selection=selection), tmp_path, tasks=2)
-    achieved = {d: row["share_after"] for d, row in manifest(tmp_path)["domains"].items()}
+    achieved = {d: row["share_after"] for d, row in manifest(tmp_path)["groups"].items()}
     for domain, share in {**shares, "news": 0.25}.items():
         assert achieved[domain] == pytest.approx(share, abs=0.01), domain
 
@@ -119,9 +120,9 @@ def test_target_shares_met_within_one_point(docs, tmp_path, selection):
 def test_multipliers_met_within_one_point(docs, tmp_path, selection):
     config = MixtureConfig(multipliers={"ecommerce": 0.3, "science": 2.0, "mathematics": 3.5}, selection=selection)
     plan = run_mixture(docs, config, tmp_path, tasks=2)
-    for domain, row in manifest(tmp_path)["domains"].items():
+    for domain, row in manifest(tmp_path)["groups"].items():
         assert row["rate"] == config.multipliers.get(domain, 1.0)
-        assert row["share_after"] == pytest.approx(plan.domains[domain].target_share, abs=0.01), domain
+        assert row["share_after"] == pytest.approx(plan.groups[domain].target_share, abs=0.01), domain
 
 
 def test_repeat_cap_bounds_copies_per_document(docs, tmp_path):
@@ -131,7 +132,7 @@ def test_repeat_cap_bounds_copies_per_document(docs, tmp_path):
     copies = Counter(row["id"].split("#r")[0] for row in rows)
     assert max(copies.values()) == 3
     assert max(row["repeat"] for row in rows) == 2
-    assert manifest(tmp_path)["domains"]["mathematics"]["rate"] == pytest.approx(3.0)
+    assert manifest(tmp_path)["groups"]["mathematics"]["rate"] == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("selection", ["uniform", "quality"])
@@ -157,10 +158,10 @@ def test_quality_downsampling_keeps_the_best_documents_exactly(docs, tmp_path):
     kept_q = [d.metadata["quality"] for d in ecommerce if d.id in kept]
     dropped_q = [d.metadata["quality"] for d in ecommerce if d.id not in kept]
     assert min(kept_q) >= max(dropped_q)
-    cutoff = plan.domains["ecommerce"].cutoff
+    cutoff = plan.groups["ecommerce"].cutoff
     assert min(kept_q) == cutoff.quality and all(q > cutoff.quality for q in kept_q if q not in dropped_q)
     kept_tokens = sum(d.metadata["token_count"] for d in ecommerce if d.id in kept)
-    assert abs(kept_tokens - plan.domains["ecommerce"].target_tokens) <= 160  # within one document
+    assert abs(kept_tokens - plan.groups["ecommerce"].target_tokens) <= 160  # within one document
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/mixtures/*.yaml")), ids=lambda p: p.name)
