@@ -280,6 +280,7 @@ def save_annotations(annotations: Annotations, folder: str | Path) -> Path:
     return path
 
 
-def load_teacher_labels(path: str | Path) -> dict[int, dict[str, Any]]:
-    table = pq.read_table(path, columns=["uid", "labels"]).to_pydict()
-    return {uid: json.loads(labels) for uid, labels in zip(table["uid"], table["labels"])}
+def load_teacher_labels(path: str | Path, key: str = "uid") -> dict[Any, dict[str, Any]]:
+    """The labels file as {uid: labels}, or {document id: labels} with key="id"."""
+    table = pq.read_table(path, columns=[key, "labels"]).to_pydict()
+    return {k: json.loads(labels) for k, labels in zip(table[key], table["labels"])}

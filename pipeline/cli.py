@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -121,7 +122,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from pipeline.plan import Assumptions, estimate, load_throughput, parse_tokens, print_plan
+    from pipeline.plan import (
+        Assumptions,
+        estimate,
+        load_throughput,
+        measured_teacher_speed,
+        parse_tokens,
+        print_plan,
+    )
 
     if args.cores < 1 or args.gpus < 1:
         raise ConfigError("--cores and --gpus must be at least 1")
@@ -130,6 +138,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         teacher_docs=args.teacher_docs,
         gpu_prefill_tokens_per_s=args.gpu_tokens_per_s,
     )
+    if args.run:  # the teacher's measured speed replaces the assumed one
+        speed = measured_teacher_speed(Path(args.run))
+        assumptions = replace(assumptions, gpu_prefill_tokens_per_s=speed, gpu_source=f"measured in {args.run}")
     throughput = load_throughput(Path(args.throughput)) if args.throughput else load_throughput()
     tokens = parse_tokens(args.tokens)
     print_plan(estimate(tokens, args.cores, args.gpus, throughput, assumptions), args.cores, args.gpus, throughput, assumptions, Console())
@@ -140,6 +151,12 @@ def _cmd_mix(args: argparse.Namespace) -> int:
     from pipeline.mix import cmd_mix
 
     return cmd_mix(args, console)
+
+
+def _cmd_teacher_eval(args: argparse.Namespace) -> int:
+    from pipeline.teacher_eval import cmd_teacher_eval
+
+    return cmd_teacher_eval(args, console)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -214,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpu-tokens-per-s", type=float, default=20_000.0, help="teacher prefill tokens/s per GPU")
     plan.add_argument("--words-per-token", type=float, default=0.75)
     plan.add_argument("--throughput", metavar="JSON", help="throughputs file (default: configs/throughput.json)")
+    plan.add_argument("--run", metavar="RUN", help="use the teacher tokens/s/GPU measured by this run's P2")
     plan.set_defaults(func=_cmd_plan)
 
     mix = commands.add_parser("mix", parents=[debug], help="re-mix a finished run with another mixture (P6 + P7 only)")
@@ -223,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--engine", choices=["ray", "local"], help="engine (default: the run's)")
     mix.add_argument("--workers", type=int, help="parallel tasks (default: the run's)")
     mix.set_defaults(func=_cmd_mix)
+
+    teval = commands.add_parser("teacher-eval", parents=[debug], help="compare a run's teacher with human labels")
+    teval.add_argument("run", metavar="RUN", help="a run folder whose phase P2 is complete")
+    teval.add_argument("--labels", required=True, metavar="HUMAN", help="JSONL/Parquet: id, domain, <dim>: 0-5")
+    teval.add_argument("--output", metavar="DIR", help="report folder (default: RUN/reports)")
+    teval.set_defaults(func=_cmd_teacher_eval)
 
     report = commands.add_parser("report", parents=[debug], help="print the funnel and domain mix of a run")
     report.add_argument("run", metavar="RUN")

@@ -146,7 +146,7 @@ def _teacher_and_students(ctx: RunContext) -> dict[str, Any]:
         load_rubric(),
         run.annotations / "cache",
         max_chars=teacher.max_chars,
-        progress=lambda line: ctx.console.print(f"P2 teacher: {line}"),
+        progress=lambda line: ctx.console.print(f"P2 teacher: {line}", soft_wrap=True),
         **teacher.backend_options(ray_address=cfg.engine.address if cfg.engine.kind == "ray" else None),
     )
     labels_path = save_annotations(annotations, run.annotations)

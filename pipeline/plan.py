@@ -42,11 +42,27 @@ class Assumptions:
     questions_per_doc: int = 4  # domain + 3 rubric dimensions, the document prefix cached
     question_tokens: int = 40  # the uncached suffix of each further question
     gpu_prefill_tokens_per_s: float = 20_000.0  # a 7B model, prefill-only, one H100, vLLM
+    gpu_source: str = "assumed: 7B model, vLLM, H100"  # or the run that measured it (--run)
     bytes_per_token: float = 4.0  # raw UTF-8 text per token
     parquet_ratio: float = 3.0  # zstd Parquet compression of text
     live_copies: int = 4  # P1, P3 and P5 outputs stay in RUN/work (resume needs them), plus the mixture
     num_perm: int = 112  # MinHash values per document (14 bands x 8 rows)
     bands: int = 14
+
+
+def measured_teacher_speed(run_dir: Path) -> float:
+    """Uncached prompt tokens/s per GPU measured by a run's teacher (RUN/annotations/report.json)."""
+    path = run_dir / "annotations" / "report.json"
+    if not path.is_file():
+        raise ConfigError(f"--run {run_dir}: {path} does not exist; run phase P2 with an LLM teacher first")
+    measured = json.loads(path.read_text()).get("throughput") or {}
+    speed, gpus = measured.get("uncached_prompt_tokens_per_s"), measured.get("gpus")
+    if not speed or not gpus:
+        raise ConfigError(
+            f"--run {run_dir}: its teacher measured no GPU throughput (labels or endpoint backend); "
+            "use --gpu-tokens-per-s"
+        )
+    return float(speed) / int(gpus)
 
 
 def load_throughput(path: Path = THROUGHPUT_FILE) -> dict[str, Any]:
@@ -106,7 +122,7 @@ def print_plan(est: dict[str, Any], cores: int, gpus: int, throughput: dict[str,
         "GPU teacher",
         f"{est['gpu_hours']:,.1f} GPU-h",
         f"{a.teacher_docs:,} docs x {a.teacher_prompt_tokens:,} prompt tokens, {a.questions_per_doc} questions "
-        f"(prefix cached), {a.gpu_prefill_tokens_per_s:,.0f} prefill tokens/s/GPU (assumed: 7B model, vLLM, H100)",
+        f"(prefix cached), {a.gpu_prefill_tokens_per_s:,.0f} prefill tokens/s/GPU ({a.gpu_source})",
     )
     table.add_row("dedup signatures", _size(est["signature_bytes"]), f"{a.num_perm} x 4 B + 8 B uid per document")
     table.add_row("dedup shuffle (LSH buckets)", _size(est["shuffle_bytes"]), f"{a.bands} bands x (8 B hash + 8 B uid) per document")

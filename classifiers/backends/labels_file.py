@@ -20,7 +20,8 @@ from datatrove.data import Document
 from classifiers.taxonomy import Rubric, Taxonomy
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Label records from JSONL or Parquet (one per document, with an `id`)."""
     if not path.is_file():
         raise FileNotFoundError(f"teacher.labels_path {path} does not exist")
     if path.suffix == ".parquet":
@@ -41,7 +42,7 @@ def read_labels(
     path: str | Path, sample: Sequence[Document], taxonomy: Taxonomy, rubric: Rubric
 ) -> tuple[dict[int, dict[str, Any]], Counter]:
     """uid -> labels (the keys the teacher writes) for the sample, and the counted problems."""
-    by_id = {str(r["id"]): r for r in _records(Path(path)) if "id" in r}
+    by_id = {str(r["id"]): r for r in read_records(Path(path)) if "id" in r}
     domains = set(taxonomy.ids)
     result: dict[int, dict[str, Any]] = {}
     errors: Counter = Counter()
