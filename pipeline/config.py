@@ -168,6 +168,9 @@ class DedupConfig(Section):
     threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
     # Drop LSH candidates whose estimated Jaccard (signature agreement) is below the threshold.
     verify: bool = True
+    # Before MinHash: one document per normalised text, then per normalised `url` field (where present).
+    exact: bool = True
+    url: bool = True
 
 
 class DecontamConfig(Section):

@@ -1,4 +1,5 @@
-"""RUN/reports/dedup.json: P4's summary with the LSH parameters and their S-curve."""
+"""RUN/reports/dedup.json: P4's summary with the LSH parameters and their S-curve, and a section per
+exact and URL dedup stage (which run first: the near-dedup counts are over what they kept)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from pipeline.config import DedupConfig
 from pipeline.docio import write_json_atomic
+from stages.exact_dedup import dedup_summary
 from stages.minhash import candidate_probability, lsh_shape, lsh_threshold, verify_threshold
 
 S_CURVE_POINTS = (0.5, 0.7, 0.8, 0.9)
@@ -38,5 +40,12 @@ def write_dedup_report(work_dir: Path, config: DedupConfig, path: Path) -> dict[
             "Keeper: highest quality (documents without quality rank last), then smallest id.",
         ],
     }
+    stages = dedup_summary(Path(work_dir) / "exact")
+    if stages:
+        report.update(stages)  # "exact" and "url" sections
+        report["notes"].append(
+            "exact: one document per text (lowercased, whitespace collapsed), same keeper rule; url: one per "
+            "normalised URL among those, keeper by highest quality, then latest date, then smallest id."
+        )
     write_json_atomic(path, report)
     return report

@@ -35,6 +35,7 @@ from pipeline.rundir import RunDir
 from stages.checkpoint import PhaseInput, PhaseOutput
 from stages.decontam import ContaminationFilter
 from stages.dedup import DedupFilter, assign_clusters, lsh_step_lists
+from stages.exact_dedup import EXACT_STAGE, URL_STAGE, DedupKeyStep, DuplicateFilter, DuplicateKeysStep
 from stages.extract import EXTRACT_STAGE, HtmlExtractor
 from stages.heuristics import build_filter
 from stages.langid import LanguageFilter, LanguageTagger
@@ -185,8 +186,38 @@ def _lsh_runs(signatures: Path, documents: Path, work: Path, config: DedupConfig
     return [StepRun(f"P4 LSH {name}", steps, tasks, work / "logs" / name) for name, steps in lists]
 
 
-def _lsh_steps(ctx: RunContext) -> list[StepRun]:
-    return _lsh_runs(_signatures(ctx), ctx.docs("p3_score"), ctx.run.phase("p4_dedup"), ctx.config.dedup, ctx.tasks)
+def _deduped_docs(ctx: RunContext) -> Path:
+    """What LSH and P5 read: the documents exact and URL dedup kept, or P3's when neither runs."""
+    dedup = ctx.config.dedup
+    return ctx.docs("p4_dedup") if dedup.enabled and (dedup.exact or dedup.url) else ctx.docs("p3_score")
+
+
+def _exact_runs(ctx: RunContext) -> list[StepRun]:
+    """Exact then URL dedup (stages/exact_dedup.py): keys per task, one global task, then the filter."""
+    dedup = ctx.config.dedup
+    if not (dedup.exact or dedup.url):
+        return []
+    work = ctx.run.phase("p4_dedup") / "exact"
+    stages = [stage for stage, on in ((EXACT_STAGE, dedup.exact), (URL_STAGE, dedup.url)) if on]
+    p3 = ctx.docs("p3_score")
+    writers = {stage: ctx.rejects(stage) for stage in stages}
+    return [
+        StepRun("P4 dedup keys", [PhaseInput(p3), DedupKeyStep(work)], ctx.tasks, work / "logs" / "keys"),
+        StepRun(
+            "P4 exact + url duplicates", [DuplicateKeysStep(work, ctx.tasks, dedup.exact, dedup.url)], 1,
+            work / "logs" / "duplicates",
+        ),
+        StepRun(
+            "P4 exact + url filter",
+            [PhaseInput(p3), DuplicateFilter(work, writers), PhaseOutput(_deduped_docs(ctx))],
+            ctx.tasks, work / "logs" / "filter",
+        ),
+    ]
+
+
+def _dedup_steps(ctx: RunContext) -> list[StepRun]:
+    lsh = _lsh_runs(_signatures(ctx), _deduped_docs(ctx), ctx.run.phase("p4_dedup"), ctx.config.dedup, ctx.tasks)
+    return _exact_runs(ctx) + lsh
 
 
 def _clusters(ctx: RunContext) -> dict[str, Any]:
@@ -209,7 +240,7 @@ def _stats(ctx: RunContext) -> Path:
 
 def _clean_steps(ctx: RunContext) -> list[StepRun]:
     cfg, run = ctx.config, ctx.run
-    steps: list[PipelineStep] = [PhaseInput(ctx.docs("p3_score"))]
+    steps: list[PipelineStep] = [PhaseInput(_deduped_docs(ctx))]
     if cfg.dedup.enabled:
         steps.append(DedupFilter(run.phase("p4_dedup"), ctx.rejects("dedup")))
     if cfg.decontam.enabled:
@@ -222,7 +253,7 @@ def _clean_summary(ctx: RunContext) -> dict[str, Any]:
     cfg, run = ctx.config, ctx.run
     summary: dict[str, Any] = {"documents": count_rows(ctx.docs("p5_clean"))}
     if cfg.decontam.enabled:
-        scanned = count_rows(ctx.docs("p3_score")) - count_rows(run.rejected / "dedup")
+        scanned = count_rows(_deduped_docs(ctx)) - count_rows(run.rejected / "dedup")
         benchmarks = load_benchmarks(resolve_path(cfg.decontam.benchmarks))
         summary["contamination"] = write_contamination_reports(
             _matches(ctx), scanned, benchmarks, run.reports, cfg.decontam
@@ -346,7 +377,7 @@ PHASES: tuple[Phase, ...] = (
         _no_steps, _teacher_and_students,
     ),
     Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _document_count("p3_score")),
-    Phase("p4_dedup", "P4 dedup clusters", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _lsh_steps, _clusters),
+    Phase("p4_dedup", "P4 dedup", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _dedup_steps, _clusters),
     Phase("p5_clean", "P5 dedup + decontam + tokens", _always, ("p3_score", "p4_dedup"), _clean_steps, _clean_summary),
     Phase("p6_plan", "P6 mixture plan", _always, ("p5_clean",), _no_steps, _sampling_rates),
     Phase("p7_mixture", "P7 mixture", _always, ("p5_clean", "p6_plan"), _mixture_steps, _manifest),

@@ -28,7 +28,7 @@ def test_demo_prints_where_the_outputs_are(demo_run):
     assert str(demo_run / "reports" / "domain_mix.html") in stdout.replace("\n", "")
     funnel = json.loads((demo_run / "reports" / "funnel.json").read_text())
     assert funnel["conservation"]["holds"]
-    assert [s["name"] for s in funnel["stages"]][-4:] == ["quality", "dedup", "decontam", "rebalance"]
+    assert [s["name"] for s in funnel["stages"]][-6:] == ["quality", "exact", "url", "dedup", "decontam", "rebalance"]
 
 
 def test_report(demo_run):

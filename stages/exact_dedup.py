@@ -1,0 +1,251 @@
+"""Exact and URL dedup (P4, before MinHash): one document per normalised text, then per normalised URL.
+
+Both are cheaper than MinHash (one hash per document, one sort) and shrink its input: the documents
+they keep are written to a new folder that LSH and P5 read. Three datatrove step lists, under
+`work_dir` (RUN/work/p4_dedup/exact):
+
+- `DedupKeyStep`, one task per P3 task r: writes keys/<r>.parquet, one row per document
+  (uid, id, quality, date, text hash, URL hash), without the texts;
+- `DuplicateKeysStep`, one task: sorts the keys of the whole corpus and writes removed/<r>.parquet
+  (uid, stage, keeper id) per task and summary.json. Keys are ~50 bytes a document, so one task
+  holds about 20M documents per GB of memory; the texts never travel;
+- `DuplicateFilter`, one task per r: drops the removed documents of its task into
+  rejected/exact/ and rejected/url/ with details {"keeper": id}, and writes the rest.
+
+Keepers: exact, the highest `quality` (none ranks last), then the smallest id, then uid (the
+near-dedup rule); URL, the highest quality, then the latest date (none ranks last), then the
+smallest id. URL dedup runs on the documents exact dedup kept, so a keeper is never a removed one.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from pipeline.docio import RejectWriter, task_file, write_json_atomic
+from stages.minhash import write_table_atomic
+
+KEY_SCHEMA = pa.schema(
+    [
+        ("uid", pa.int64()),
+        ("id", pa.string()),
+        ("quality", pa.float64()),
+        ("date", pa.string()),
+        ("text_hi", pa.uint64()),
+        ("text_lo", pa.uint64()),
+        ("url", pa.uint64()),
+    ]
+)
+REMOVED_SCHEMA = pa.schema(
+    [("task", pa.int32()), ("uid", pa.int64()), ("stage", pa.string()), ("keeper", pa.string())]
+)
+EXACT_STAGE, URL_STAGE = "exact", "url"
+# Fields read for the URL and its date: WARC documents carry them in metadata, JSONL and Parquet
+# records keep their extra fields in metadata["input"].
+URL_FIELDS = ("url",)
+DATE_FIELDS = ("date", "timestamp", "crawl_date")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def text_hash(text: str) -> tuple[int, int]:
+    """128-bit xxh3 of the text lowercased with whitespace runs collapsed: copies that differ only in
+    case, spacing or line breaks are exact duplicates. 128 bits: no accidental collision at 1e12 docs."""
+    digest = xxhash.xxh3_128_intdigest(" ".join(text.lower().split()).encode("utf-8", "surrogatepass"))
+    return digest >> 64, digest & 0xFFFFFFFFFFFFFFFF
+
+
+def normalize_url(url: str) -> str | None:
+    """http and https alike; host lowercased without `www.` and default port; no fragment, no
+    trailing slash; query parameters sorted. None for a value that is not an absolute URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    host = parts.hostname.lower().removeprefix("www.")
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    return f"{host}{parts.path.rstrip('/')}" + (f"?{query}" if query else "")
+
+
+def _field(doc: Document, names: tuple[str, ...]) -> str | None:
+    record = doc.metadata.get("input") or {}
+    for name in names:
+        value = doc.metadata.get(name, record.get(name) if isinstance(record, dict) else None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def document_keys(doc: Document) -> dict[str, Any]:
+    hi, lo = text_hash(doc.text)
+    url = _field(doc, URL_FIELDS)
+    normalized = normalize_url(url) if url else None
+    quality = doc.metadata.get("quality")
+    return {
+        "uid": doc.metadata["uid"],
+        "id": doc.id,
+        "quality": float(quality) if isinstance(quality, int | float) else None,
+        "date": _field(doc, DATE_FIELDS),
+        "text_hi": hi,
+        "text_lo": lo,
+        "url": xxhash.xxh3_64_intdigest(normalized.encode()) if normalized else None,
+    }
+
+
+class DedupKeyStep(PipelineStep):
+    """Terminal step: the dedup keys of task `rank`'s documents to keys/<rank>.parquet."""
+
+    name = "🔑 dedup keys"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, work_dir: str | Path):
+        super().__init__()
+        self.work_dir = str(work_dir)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        rows = []
+        for doc in data:
+            with self.track_time():
+                rows.append(document_keys(doc))
+            self.stat_update("documents")
+        write_table_atomic(pa.Table.from_pylist(rows, schema=KEY_SCHEMA), task_file(Path(self.work_dir) / "keys", rank))
+        yield from ()
+
+
+def _group_starts(keys: list[np.ndarray]) -> np.ndarray:
+    starts = np.ones(len(keys[0]), dtype=bool)
+    if len(starts) > 1:
+        starts[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in keys])
+    return starts
+
+
+def _duplicates(table: pa.Table, group_by: list[str], order: list[tuple[str, str]]) -> tuple[pa.Table, int]:
+    """Rows of `table` that are not the first of their group under `order`, with their keeper's id;
+    and the number of groups with more than one row."""
+    if table.num_rows == 0:
+        return table.append_column("keeper", pa.array([], pa.string())), 0
+    indices = pc.sort_indices(table, sort_keys=[(c, "ascending") for c in group_by] + order)
+    ordered = table.take(indices)
+    starts = _group_starts([ordered.column(c).to_numpy() for c in group_by])
+    first = np.flatnonzero(starts)
+    keeper = np.asarray(ordered.column("id").to_pylist(), dtype=object)[first[np.cumsum(starts) - 1]]
+    sizes = np.diff(np.r_[first, len(starts)])
+    removed = ordered.append_column("keeper", pa.array(keeper, pa.string())).filter(pa.array(~starts))
+    return removed, int((sizes > 1).sum())
+
+
+def find_duplicates(keys: pa.Table, exact: bool, url: bool) -> tuple[pa.Table, dict[str, Any]]:
+    """(removed rows: task, uid, stage, keeper) and the per-stage summary, over the keys of the corpus
+    (KEY_SCHEMA plus the `task` each row came from)."""
+    removed: list[pa.Table] = [REMOVED_SCHEMA.empty_table()]
+    summary: dict[str, Any] = {}
+    # a missing quality or date ranks below any value in a descending order
+    remaining = keys.set_column(
+        keys.schema.get_field_index("quality"), "quality", pc.fill_null(keys.column("quality"), -np.inf)
+    ).set_column(keys.schema.get_field_index("date"), "date", pc.fill_null(keys.column("date"), ""))
+    best = [("quality", "descending")]
+    if exact:
+        dup, groups = _duplicates(remaining, ["text_hi", "text_lo"], best + [("id", "ascending"), ("uid", "ascending")])
+        removed.append(_removed_rows(dup, EXACT_STAGE))
+        summary[EXACT_STAGE] = {"documents_in": remaining.num_rows, "groups": groups, "removed": dup.num_rows}
+        remaining = remaining.filter(pc.invert(pc.is_in(remaining.column("uid"), dup.column("uid"))))
+    if url:
+        with_url = remaining.filter(pc.is_valid(remaining.column("url")))
+        order = best + [("date", "descending"), ("id", "ascending"), ("uid", "ascending")]
+        dup, groups = _duplicates(with_url, ["url"], order)
+        removed.append(_removed_rows(dup, URL_STAGE))
+        summary[URL_STAGE] = {
+            "documents_in": remaining.num_rows,
+            "documents_with_url": with_url.num_rows,
+            "groups": groups,
+            "removed": dup.num_rows,
+        }
+    return pa.concat_tables(removed).sort_by([("task", "ascending"), ("uid", "ascending")]), summary
+
+
+def _removed_rows(dup: pa.Table, stage: str) -> pa.Table:
+    stages = pa.array([stage] * dup.num_rows, pa.string())
+    columns = {"task": dup.column("task"), "uid": dup.column("uid"), "stage": stages, "keeper": dup.column("keeper")}
+    return pa.table(columns, schema=REMOVED_SCHEMA)
+
+
+class DuplicateKeysStep(PipelineStep):
+    """One task: exact then URL duplicates over the keys of all `sources` tasks."""
+
+    name = "🫂 exact + url duplicates"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, work_dir: str | Path, sources: int, exact: bool, url: bool):
+        super().__init__()
+        self.work_dir = str(work_dir)
+        self.sources = sources
+        self.exact = exact
+        self.url = url
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        work = Path(self.work_dir)
+        with self.track_time():
+            keys = pa.concat_tables([_task_keys(work, r) for r in range(self.sources)])
+            removed, summary = find_duplicates(keys, self.exact, self.url)
+        tasks = removed.column("task").to_numpy()
+        for r in range(self.sources):
+            lo, hi = np.searchsorted(tasks, [r, r + 1])
+            write_table_atomic(removed.slice(lo, hi - lo), task_file(work / "removed", r))
+        write_json_atomic(work / "summary.json", summary)
+        yield from ()
+
+
+def _task_keys(work: Path, rank: int) -> pa.Table:
+    keys = pq.read_table(task_file(work / "keys", rank), schema=KEY_SCHEMA)
+    return keys.append_column("task", pa.array(np.full(keys.num_rows, rank, dtype=np.int32)))
+
+
+class DuplicateFilter(PipelineStep):
+    """Drops the documents `DuplicateKeysStep` removed, each into its stage's rejected/ folder with
+    reason exact_duplicate or url_duplicate and details {"keeper": id}."""
+
+    name = "🫂 exact + url filter"
+    type = "🔻 - FILTER"
+
+    def __init__(self, work_dir: str | Path, writers: dict[str, RejectWriter]):
+        super().__init__()
+        self.work_dir = str(work_dir)
+        self.writers = writers
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        removed = pq.read_table(task_file(Path(self.work_dir) / "removed", rank)).to_pylist()
+        verdicts = {row["uid"]: (row["stage"], row["keeper"]) for row in removed}
+        with ExitStack() as stack:
+            for writer in self.writers.values():
+                stack.enter_context(writer)
+            for doc in data:
+                self.stat_update("total")
+                verdict = verdicts.get(doc.metadata["uid"])
+                if verdict is None or verdict[0] not in self.writers:
+                    yield doc
+                    continue
+                stage, keeper = verdict
+                doc.metadata["filter_reason"] = f"{stage}_duplicate"
+                doc.metadata["reject_details"] = {"keeper": keeper}
+                self.writers[stage].write(doc, rank)
+                self.stat_update(f"dropped_{stage}")
+
+
+def dedup_summary(work_dir: str | Path) -> dict[str, Any]:
+    path = Path(work_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
