@@ -45,6 +45,7 @@ class FakeServer(ThreadingHTTPServer):
         self.vllm = vllm
         self.bodies: list[dict[str, Any]] = []
         self.attempts: Counter = Counter()
+        self.connections: set[tuple[str, int]] = set()  # client (host, port): one per TCP connection
         self.lock = threading.Lock()
         self.die_after: int | None = None  # stop serving after this many completions requests
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -87,6 +88,7 @@ class Handler(BaseHTTPRequestHandler):
         server = self.server
         text = prompt_text(body)
         with server.lock:
+            server.connections.add(self.client_address)
             server.bodies.append(body | {"_path": self.path})
             server.attempts[text] += 1
             attempt = server.attempts[text]

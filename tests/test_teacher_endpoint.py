@@ -192,10 +192,10 @@ def test_missing_url_is_a_config_error():
         build_backend(TeacherConfig(backend="endpoint", url="http://x"))
 
 
-def test_backend_yields_every_request_once(server):
+def test_backend_yields_every_request_once_over_kept_alive_connections(server):
     system = prompts.system_prompt(TAXONOMY, RUBRIC)
     qs = prompts.questions(TAXONOMY, RUBRIC, "logprobs")
-    requests = [Request(i, q, prompts.messages(system, f"doc {i}", q)) for i in range(5) for q in qs]
+    requests = [Request(i, q, prompts.messages(system, f"doc {i}", q)) for i in range(50) for q in qs]
     backend = EndpointBackend(server.url, "m", concurrency=8)
     seen = dict(backend.ask(requests, "logprobs"))
     backend.close()
@@ -203,3 +203,4 @@ def test_backend_yields_every_request_once(server):
     for i, outcome in seen.items():
         assert set(outcome.probs) <= set(requests[i].question.labels)
     assert json.dumps(server.bodies[0])  # plain JSON bodies
+    assert len(server.connections) <= 8 < len(requests)  # one pool: connections reused, never one per request
