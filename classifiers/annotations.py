@@ -85,6 +85,20 @@ class Annotations:
             "below_threshold": self.low_mass,
         }
 
+    def summary_line(self) -> str:
+        """One terminal line: what the backend did, how fast, and whether its answers look healthy."""
+        t, mass = self.throughput(), self.mass_report()
+        parts = [f"{self.asked:,} requests in {t['seconds']:,.0f} s"]
+        if t["requests_per_s"]:
+            parts.append(f"{t['requests_per_s']:,.1f} req/s")
+        if t["prompt_tokens_per_s"]:
+            parts.append(f"{t['prompt_tokens_per_s']:,.0f} prompt tok/s")
+        if t["prefix_cache_hit_share"] is not None:
+            parts.append(f"prefix cache {t['prefix_cache_hit_share']:.0%}")
+        if mass["measured"]:
+            parts.append(f"label mass {mass['mean']:.2f} (p10 {mass['p10']:.2f})")
+        return ", ".join(parts) + f", {self.failed()} failed"
+
     def report(self) -> dict[str, Any]:
         complete = sum(1 for r in self.labels.values() if "quality" in r and "domain" in r)
         return {

@@ -172,6 +172,8 @@ def annotate(
             cache.flush()
             if owned:
                 backend.close()
+        if progress is not None:
+            progress(f"done: {result.summary_line()}")
     for uid, per_question in answers.items():
         result.labels[uid] |= labels_from_outcomes(per_question, taxonomy, rubric, orders[order_of[uid]])
     result.letter_bias = letter_bias(

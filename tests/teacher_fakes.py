@@ -2,7 +2,7 @@
 
 The server answers like a judge model: a label picked from the document's text by hash, with
 most of the probability, spelled with or without the BPE space. Markers in a document inject
-faults: SLOW (past the timeout), FLAKY (503 once), CUT (a truncated body once), GARBAGE (never
+faults: SLOW (past the timeout), FLAKY (500 once), CUT (a truncated body once), GARBAGE (never
 JSON), NOLABEL (no label in the top-k), LOWMASS (labels hold 5%), BADREQ (400), TOOLONG (400
 context length), NOLOGPROBS (only the text).
 """
@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         if "SLOW" in doc:
             time.sleep(0.5)
         if "FLAKY" in doc and attempt == 1:
-            return self._send(503, b'{"error": "overloaded"}')
+            return self._send(500, b'{"error": "Internal Server Error"}')
         if "CUT" in doc and attempt == 1:
             return self._send(200, b'{"choices": [{"message": ')
         if "GARBAGE" in doc:

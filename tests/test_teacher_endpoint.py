@@ -20,6 +20,8 @@ from tests.teacher_fakes import FakeServer, document_of, judge_label
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()
 QUESTIONS = 1 + len(RUBRIC.ids)
 FAST = {"timeout_s": 0.2, "retries": 2, "backoff_s": 0.01, "concurrency": 4}
+# for tests without a SLOW document: a loaded CI machine must not turn into timeouts
+STEADY = FAST | {"timeout_s": 20.0}
 
 
 @pytest.fixture()
@@ -51,7 +53,7 @@ def judged(server: FakeServer, uid_text: dict[int, str]) -> dict[int, dict[str, 
 
 
 def test_requests_are_prefill_only_and_unconstrained(server, tmp_path):
-    result = annotate(docs("A plain document about stars."), config(server.url), TAXONOMY, RUBRIC, tmp_path, **FAST)
+    result = annotate(docs("A plain document about stars."), config(server.url), TAXONOMY, RUBRIC, tmp_path, **STEADY)
     assert len(server.bodies) == QUESTIONS
     for body in server.bodies:
         assert body["_path"] == "/v1/chat/completions"
@@ -73,7 +75,7 @@ def test_judge_answers_reach_the_annotations(server, tmp_path, constrain, api):
     texts[3] += " FLAKY"
     texts[7] += " CUT"
     sample = docs(*texts)
-    result = annotate(sample, config(server.url, constrain=constrain, api=api), TAXONOMY, RUBRIC, tmp_path, **FAST)
+    result = annotate(sample, config(server.url, constrain=constrain, api=api), TAXONOMY, RUBRIC, tmp_path, **STEADY)
     for body in server.bodies:
         assert not any(key.startswith("guided_") for key in body) and body["max_tokens"] <= 2
         assert ("structured_outputs" in body) == constrain
@@ -116,7 +118,7 @@ def test_a_dying_replica_hands_its_work_to_the_live_one(tmp_path):
     first.die_after = 6
     try:
         sample = docs(*[f"Document number {i} on topic {i % 7}." for i in range(30)])
-        result = annotate(sample, config([first.url, second.url]), TAXONOMY, RUBRIC, tmp_path, **FAST)
+        result = annotate(sample, config([first.url, second.url]), TAXONOMY, RUBRIC, tmp_path, **STEADY)
     finally:
         second.stop()
     assert result.report()["complete"] == 30 and result.errors == Counter()
@@ -126,7 +128,7 @@ def test_a_dying_replica_hands_its_work_to_the_live_one(tmp_path):
 def test_too_many_failures_stop_the_phase_with_the_first_errors(server, tmp_path):
     sample = docs(*[f"GARBAGE {i}" for i in range(20)])
     with pytest.raises(PhaseFailed, match=r"max_error_rate; first errors: unparseable: malformed reply"):
-        annotate(sample, config(server.url, max_error_rate=0.5), TAXONOMY, RUBRIC, tmp_path, **FAST)
+        annotate(sample, config(server.url, max_error_rate=0.5), TAXONOMY, RUBRIC, tmp_path, **STEADY)
 
 
 def test_no_server_fails_fast(tmp_path):
@@ -140,7 +142,7 @@ def test_no_server_fails_fast(tmp_path):
 def test_labels_checked_with_a_vllm_servers_tokenizer(tmp_path):
     httpd = FakeServer(vllm=True)
     try:
-        annotate(docs("fine"), config(httpd.url), TAXONOMY, RUBRIC, tmp_path, **FAST)  # one token each: fine
+        annotate(docs("fine"), config(httpd.url), TAXONOMY, RUBRIC, tmp_path, **STEADY)  # one token each: fine
         backend = EndpointBackend(httpd.url, "m")
         with pytest.raises(ConfigError, match="no single token for the label 'AB'"):
             backend.probe(["A", "AB"])
@@ -151,15 +153,15 @@ def test_labels_checked_with_a_vllm_servers_tokenizer(tmp_path):
 
 def test_cache_avoids_re_asking_and_keys_on_rendering(server, tmp_path):
     sample = docs("first text", "second text", "GARBAGE text")
-    first = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
+    first = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path / "cache", **STEADY)
     asked = len(server.bodies)
-    second = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
+    second = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path / "cache", **STEADY)
     assert len(server.bodies) - asked == QUESTIONS * (1 + FAST["retries"])  # only the failed document again
     assert second.cached == 2 * QUESTIONS and second.labels == first.labels
     thinking_off = {"chat_template_kwargs": {"enable_thinking": False}}
     for changed in ({"api": "completions"}, {"revision": "abc123"}, thinking_off, {"constrain": True}):
         before = len(server.bodies)
-        annotate(sample[:1], config(server.url, **changed), TAXONOMY, RUBRIC, tmp_path / "cache", **FAST)
+        annotate(sample[:1], config(server.url, **changed), TAXONOMY, RUBRIC, tmp_path / "cache", **STEADY)
         assert len(server.bodies) - before == QUESTIONS, changed
 
 
@@ -204,3 +206,32 @@ def test_backend_yields_every_request_once_over_kept_alive_connections(server):
         assert set(outcome.probs) <= set(requests[i].question.labels)
     assert json.dumps(server.bodies[0])  # plain JSON bodies
     assert len(server.connections) <= 8 < len(requests)  # one pool: connections reused, never one per request
+
+
+def test_progress_lines_and_summary(server, tmp_path):
+    lines: list[str] = []
+    sample = docs(*[f"progress doc {i}" for i in range(10)])
+    annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path, progress=lines.append, **STEADY)
+    assert len(lines) == 21 and lines[-2].startswith("40/40 requests")  # every 5%, then the summary
+    assert lines[-1].startswith("done: 40 requests") and "label mass 0.90" in lines[-1] and "prefix cache" in lines[-1]
+
+
+def test_datatrove_dummy_server_without_logprobs_is_counted_not_crashed(tmp_path):
+    """datatrove's DummyServer handler answers every chat request with the same free text and no
+    logprobs: a real OpenAI-shaped server whose answers hold no label."""
+    from http.server import HTTPServer
+    from threading import Thread
+
+    from datatrove.pipeline.inference.servers.dummy_server import DummyHandler
+
+    httpd = HTTPServer(("127.0.0.1", 0), DummyHandler)
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        result = annotate(docs("any text"), config(url), TAXONOMY, RUBRIC, tmp_path, **STEADY)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.errors["unparseable"] == QUESTIONS and result.labels[1000] == {"id": "d0"}
+    assert "no final answer" in result.report()["first_errors"]["unparseable"][0]
+    assert result.report()["retried"] == {}  # a well-formed reply is not asked again

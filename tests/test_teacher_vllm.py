@@ -223,6 +223,13 @@ def test_a_dead_replica_blocks_go_to_the_live_one(ray_two_gpus, monkeypatch):
     assert result.errors == {} and result.report()["complete"] == len(docs)
 
 
+def test_a_hung_replica_stops_the_phase_instead_of_waiting_forever(ray_two_gpus, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(FAKE_VLLM))
+    teacher = vllm_teacher().model_copy(update={"block_timeout_s": 5.0})
+    with pytest.raises(PhaseFailed, match="no vLLM replica finished a block .* in teacher.block_timeout_s=5s"):
+        annotate(sample("HANGME text", "other"), teacher, TAXONOMY, RUBRIC, ray_two_gpus / "e")
+
+
 def test_a_model_that_cannot_load_fails_fast_with_its_error(ray_two_gpus, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(FAKE_VLLM))
     with pytest.raises(PhaseFailed, match="failed to load broken-model: .*CUDA out of memory"):

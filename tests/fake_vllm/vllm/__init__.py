@@ -4,7 +4,7 @@ It behaves as vLLM does where the teacher depends on it: `LLM.generate` rejects 
 when one prompt is over `max_model_len` or asks for more logprobs than `max_logprobs`; with a
 choice constraint the returned logprobs are the post-mask ones. Its "model" answers like a judge:
 a label picked from the prompt by hash. Markers in a prompt: KILLME ends the process (once per
-FAKE_VLLM_DIE_ONCE marker file); a model name with "broken" fails to load.
+FAKE_VLLM_DIE_ONCE marker file), HANGME never returns; a model name with "broken" fails to load.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ class LLM:
         if "KILLME" in text and marker and not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(1)
+        if "HANGME" in text:
+            import time
+
+            time.sleep(3600)
         document = text.split("<document>\n", 1)[-1].split("\n</document>", 1)[0]
         labels = LETTERS if "Which domain" in text else DIGITS
         label = labels[hashlib.sha256(document.encode()).digest()[0] % len(labels)]
