@@ -37,6 +37,19 @@ class InputConfig(Section):
 class OutputConfig(Section):
     dir: str = "runs/demo"
 
+    @field_validator("dir")
+    @classmethod
+    def _filesystem_dir(cls, value: str) -> str:
+        # Phases memory-map, rename and glob their work files: the run folder needs a filesystem.
+        if value.startswith("file://"):
+            return value.removeprefix("file://")
+        if "://" in value:
+            raise ValueError(
+                "expected a local or shared-filesystem folder: a run folder in object storage is not supported "
+                "(input.paths may be s3:// or other fsspec URLs)"
+            )
+        return value
+
 
 class EngineConfig(Section):
     kind: Literal["ray", "local"] = "ray"

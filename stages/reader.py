@@ -78,8 +78,18 @@ def _expand_url(pattern: str) -> list[str]:
             matches = sorted(p for p in fs.find(root) if p.endswith(_INPUT_SUFFIXES))
         else:
             matches = [root] if fs.exists(root) else []
+        bucket = root.split("/", 1)[0]
+        if not matches and "/" in root and not fs.exists(bucket):
+            raise ConfigError(
+                f"input.paths: {pattern!r}: bucket {bucket!r} does not exist, or these credentials cannot see it"
+            )
+    except ConfigError:
+        raise
     except Exception as exc:  # OSError, ImportError, and botocore's NoCredentialsError and kin
-        raise ConfigError(f"input.paths: cannot list {pattern!r}: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(
+            f"input.paths: cannot list {pattern!r}: {type(exc).__name__}: {exc}. For S3, set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE (and AWS_ENDPOINT_URL for an S3-compatible store)"
+        ) from None
     if not matches:
         raise ConfigError(f"input.paths: no file matches {pattern!r}")
     return [fs.unstrip_protocol(m) for m in matches]
