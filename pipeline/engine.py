@@ -83,6 +83,7 @@ class RayTaskExecutor(RayPipelineExecutor):
             num_cpus=self.cpus_per_task, max_retries=MAX_RETRIES, retry_exceptions=False
         )
         running: dict[Any, int] = {}
+        first_error: BaseException | None = None
         try:
             while pending or running:
                 while pending and len(running) < self.workers:
@@ -95,11 +96,14 @@ class RayTaskExecutor(RayPipelineExecutor):
                         ray.get(ref)
                     except ray.exceptions.RayError as exc:  # the task log has the step's traceback
                         logger.warning(f"task {rank} failed: {exc}")
+                        first_error = first_error or exc
                 if self._stalled.is_set():
                     return
         finally:
             for ref in running:  # stalled or interrupted: free the cluster's workers
                 ray.cancel(ref, force=True)
+        if first_error is not None:  # after every other task ran, as datatrove's executors do
+            raise first_error
 
 
 def configure_logging(log_file: Path | None = None) -> None:
@@ -161,7 +165,7 @@ def _connect(address: str) -> None:
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
-        if _caused_by(exc, ray.exceptions.AuthenticationError):
+        if _auth_refused(exc):
             raise ConfigError(
                 f"engine.address: the Ray cluster at {address} refused this client's token; expected {_AUTH_HELP}"
             ) from None
@@ -175,9 +179,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+def _auth_refused(exc: BaseException | None) -> bool:
+    # Ray raises AuthenticationError, or a RuntimeError that quotes it, depending on which client gave up
     while exc is not None:
-        if isinstance(exc, kind):
+        if type(exc).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -286,8 +291,9 @@ def _failure_message(
     message = f"{label}: {tasks - len(unfinished)}/{tasks} tasks completed"
     logs = [(rank, _log_path(logging_dir, rank)) for rank in unfinished if _log_path(logging_dir, rank).is_file()]
     failed = [(rank, log) for rank, log in logs if " | ERROR " in log.read_text(errors="replace")] or logs
-    if not failed:
-        return f"{message}; {error or 'no task log was written'} (logs: {logging_dir / 'logs'})"
+    if not failed:  # e.g. a step Ray's workers could not unpickle
+        reason = "\n".join(str(error).splitlines()[-LOG_TAIL_LINES:]) if error else "no task log was written"
+        return f"{message}; {reason}\n(logs: {logging_dir / 'logs'})"
     rank, log = failed[0]
     # without loguru's variable annotations ("│ └ value" lines under each traceback line)
     lines = [line for line in log.read_text(errors="replace").splitlines() if not line.strip().startswith(("│", "└"))]
