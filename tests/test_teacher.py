@@ -135,3 +135,19 @@ def test_annotations_round_trip(tmp_path):
     assert load_teacher_labels(path) == {5: {"domain": "code"}, -3: {}}
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["errors"] == {"timeout": 2} and report["documents"] == 2
+
+
+def test_letter_orders_and_letter_bias():
+    orders = [prompts.letter_map(TAXONOMY, k) for k in range(4)]
+    assert orders[0] == TAXONOMY.by_letter() and all(sorted(o.values()) == sorted(TAXONOMY.ids) for o in orders)
+    assert len({tuple(o.values()) for o in orders}) == 4
+    assert prompts.letter_map(TAXONOMY, 2) == orders[2]  # fixed: the same order in every run
+    from classifiers.annotations import letter_bias
+
+    # a model that always answers "A" whatever the document: A is picked far more than its domains warrant
+    biased = letter_bias([({"A": 1.0}, orders[i % 4]) for i in range(40)], orders)
+    assert biased["by_letter"]["A"] > 3 and biased["by_letter"].get("B", 0) == 0
+    # a model that answers by content (always "science", whatever letter it has): no bias
+    fair = [({next(k for k, v in orders[i % 4].items() if v == "science"): 1.0}, orders[i % 4]) for i in range(40)]
+    assert all(r == 1.0 for r in letter_bias(fair, orders)["by_letter"].values() if r)
+    assert letter_bias([], orders[:1]) == {"orders": 1, "by_letter": None}

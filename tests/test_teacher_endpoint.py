@@ -75,12 +75,14 @@ def test_judge_answers_reach_the_annotations(server, tmp_path, constrain, api):
     texts[3] += " FLAKY"
     texts[7] += " CUT"
     sample = docs(*texts)
-    result = annotate(sample, config(server.url, constrain=constrain, api=api), TAXONOMY, RUBRIC, tmp_path, **STEADY)
+    teacher = config(server.url, constrain=constrain, api=api, permutations=4)
+    result = annotate(sample, teacher, TAXONOMY, RUBRIC, tmp_path, **STEADY)
     for body in server.bodies:
         assert not any(key.startswith("guided_") for key in body) and body["max_tokens"] <= 2
         assert ("structured_outputs" in body) == constrain
     assert result.errors == Counter() and result.report()["complete"] == len(texts)
     assert result.report()["retried"] == {"server_error": QUESTIONS, "unparseable": QUESTIONS}
+    assert set(result.report()["letter_bias"]["by_letter"]) == set(TAXONOMY.letters)
     uid_text = {1000 + i: t for i, t in enumerate(texts)}
     for uid, answers in judged(server, uid_text).items():
         labels = result.labels[uid]

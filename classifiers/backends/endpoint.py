@@ -158,7 +158,10 @@ class EndpointBackend:
         for base in self.bases:
             try:
                 reply = self._client.get(f"{base}/models", timeout=min(self.timeout_s, 10.0))
-            except httpx.HTTPError:
+            except httpx.ConnectError:  # nothing listens there
+                continue
+            except httpx.HTTPError:  # something answers, if not to this route: the requests will tell
+                reachable = base
                 continue
             reachable = base
             if reply.status_code == 200 and _owned_by_vllm(reply):
