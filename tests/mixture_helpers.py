@@ -54,3 +54,21 @@ def run_mixture(docs: list[Document], config: MixtureConfig, root: Path, tasks: 
             pass
     write_manifest(root / "mixture", plan, config_hash="test")
     return plan
+
+
+EOS = "<|endoftext|>"
+
+
+def train_tokenizer(texts: list[str], path: Path, vocab_size: int = 400) -> Path:
+    """A small byte-level BPE trained here on `texts` (no download), saved as tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.save(str(path))
+    return path
