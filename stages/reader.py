@@ -151,7 +151,7 @@ def plan_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
         elif kind == "jsonl.gz":
             shards.extend(Shard(path, kind, start=i, stop=parts) for i in range(parts))
         elif kind == "warc":
-            shards.extend(Shard(path, kind, start=s, stop=e) for s, e in plan_warc(path, parts))
+            shards.extend(Shard(path, kind, start=s, stop=e) for s, e in plan_warc(path, _file_size(path), parts))
         else:
             shards.extend(_plan_parquet(path, parts))
     return shards

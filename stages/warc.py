@@ -9,10 +9,11 @@ quarantined with the error. It also ignores the charset the server declared, whi
 here tries first.
 
 Shards: a per-record gzip archive (the WARC standard, and every Common Crawl file) can be entered at
-any record boundary, so a large file is cut at record offsets found by one header-only scan
-(`no_record_parse`, no HTTP parsing, no payload read). A task seeks to its start offset and stops at
-the first record at or past its end offset, so every record is read by exactly one task. A file
-gzipped as one stream cannot be entered mid-way: it stays one task.
+any record boundary, so a large file is cut into byte ranges, and each task reads the records that
+start in its range: it seeks to its start, finds the first record boundary there (a gzip member that
+warcio parses as a WARC header), and stops at the first record at or past its end. Every record is
+read by exactly one task, and planning reads no archive. A file gzipped as one stream has a single
+member: the first task reads it whole, the others find no boundary.
 """
 
 from __future__ import annotations
@@ -40,33 +41,57 @@ _SNIFF_BYTES = 2048
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 # Errors warcio and zlib raise on a broken archive; after one, the stream cannot be resynchronised.
 ARCHIVE_ERRORS = (ArchiveLoadFailed, EOFError, OSError, zlib.error, ValueError)
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_SYNC_BLOCK = 1 << 20
 
 
 def is_warc(path: str) -> bool:
     return path.lower().endswith(WARC_SUFFIXES)
 
 
-def plan_warc(path: str, parts: int) -> list[tuple[int, int]]:
-    """`parts` (start, stop) byte ranges of `path` cut at record boundaries; stop -1 = end of file.
+def plan_warc(path: str, size: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` byte ranges [start, stop) of about equal size; stop -1 = end of file.
 
-    A scan that breaks on a corrupt record stops cutting there: the last range then holds the break
-    and the task that reads it quarantines it.
+    A task reads the records that start in its range: it finds its first record boundary itself
+    (`_first_record`), and its last record may end past `stop`. The planner reads nothing, so
+    planning a crawl of thousands of 1 GB archives costs one listing, not a decompression of each.
+    Plain ARC has no marker to find a boundary by: it stays whole.
     """
-    if parts <= 1:
+    if parts <= 1 or size <= 0 or path.lower().endswith(".arc"):
         return [(0, -1)]
-    offsets: list[int] = []
+    cuts = [size * i // parts for i in range(parts)]
+    return list(zip(cuts, cuts[1:] + [-1]))
+
+
+def _first_record(f: Any, start: int, stop: int, compressed: bool) -> int | None:
+    """Offset of the first record boundary in [start, stop), or None: a gzip member header (per-record
+    gzip), or `WARC/` at a line start, that warcio parses as a record header."""
+    magic = _GZIP_MAGIC if compressed else b"\nWARC/"
+    pos = start - (0 if compressed else 1)  # the newline before `WARC/` may be the byte before `start`
+    while stop < 0 or pos < stop:
+        f.seek(pos)
+        block = f.read(_SYNC_BLOCK + len(magic))
+        found = block.find(magic)
+        while 0 <= found < _SYNC_BLOCK:
+            candidate = pos + found + (0 if compressed else 1)
+            if 0 <= stop <= candidate:
+                return None
+            if _record_header_at(f, candidate):
+                return candidate
+            found = block.find(magic, found + 1)
+        if len(block) <= _SYNC_BLOCK:
+            return None
+        pos += _SYNC_BLOCK
+    return None
+
+
+def _record_header_at(f: Any, offset: int) -> bool:
+    f.seek(offset)
     try:
-        with open_input(path) as f:
-            archive = ArchiveIterator(f, no_record_parse=True, arc2warc=True)
-            for _ in archive:
-                offsets.append(archive.offset)
-    except ARCHIVE_ERRORS:
-        pass
-    if not offsets:
-        return [(0, -1)]
-    per = max(1, -(-len(offsets) // parts))
-    starts = [0] + offsets[per::per]
-    return [(s, e) for s, e in zip(starts, starts[1:] + [-1])]
+        record = next(iter(ArchiveIterator(f, no_record_parse=True)))
+    except (StopIteration, *ARCHIVE_ERRORS):
+        return False
+    return record.rec_type is not None
 
 
 def warc_records(path: str, start: int, stop: int) -> Iterator[tuple[int, Document | str | None]]:
@@ -77,6 +102,11 @@ def warc_records(path: str, start: int, stop: int) -> Iterator[tuple[int, Docume
     offset = start
     try:
         with open_input(path) as f:
+            if start > 0:
+                first = _first_record(f, start, stop, path.lower().endswith(".gz"))
+                if first is None:
+                    return
+                start = offset = first
             f.seek(start)
             for offset, payload in _iterate(f, path, stop):
                 seen += 1

@@ -160,16 +160,18 @@ def test_broken_archives_are_quarantined_never_stop_the_run(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".warc.gz", ".warc"])
-def test_large_archive_is_cut_at_record_offsets(tmp_path, suffix):
+@pytest.mark.parametrize("shard_mb", [0.0005, 0.004, 0.02])
+def test_large_archive_is_cut_into_ranges_each_record_read_once(tmp_path, suffix, shard_mb):
+    """Cuts fall anywhere, mid-record or in empty stretches: every record is read by one task only."""
     warc = write_warc(tmp_path / f"big{suffix}", pages=40)
     _, whole, _, _, _ = _read([str(warc)], tmp_path / "one")
-    shards, parts, rejected, _, counts = _read([str(warc)], tmp_path / "many", shard_mb=0.004)
-    assert len(shards) >= 4
+    shards, parts, _, quarantined, counts = _read([str(warc)], tmp_path / "many", shard_mb=shard_mb)
+    assert len(shards) >= 2
     assert all(s.kind == "warc" for s in shards) and shards[-1].stop == -1
     assert shards[0].start == 0 and all(a.stop == b.start for a, b in zip(shards, shards[1:]))
     assert sorted(d.id for d in parts) == sorted(d.id for d in whole)
-    assert len({d.id for d in parts}) == len(parts)
-    assert sum(c["records"] for c in counts) == 44
+    assert len({d.id for d in parts}) == len(parts) and quarantined == []
+    assert sum(c["records"] for c in counts) == 44 and sum(c["skipped"] for c in counts) == 41
 
 
 def test_warc_run_end_to_end_conserves_records(tmp_path):
@@ -184,10 +186,11 @@ def test_warc_run_end_to_end_conserves_records(tmp_path):
 
 
 def test_warc_gzipped_as_one_stream_is_read_whole(tmp_path):
-    """ClueWeb gzips a whole WARC as one stream, which warcio refuses: it is read from the start."""
+    """ClueWeb gzips a whole WARC as one stream, which warcio refuses: the first task reads it from the
+    start, the others find no record boundary in their range."""
     plain = write_warc(tmp_path / "p.warc", pages=30, extras=False)
     (tmp_path / "whole.warc.gz").write_bytes(gzip.compress(plain.read_bytes()))
     plain.unlink()
     shards, docs, _, quarantined, counts = _read([str(tmp_path / "whole.warc.gz")], tmp_path / "out", shard_mb=0.004)
-    assert len(shards) == 1 and quarantined == []
+    assert len(shards) > 1 and quarantined == []
     assert sum(c["records"] for c in counts) == len(docs) == 30
