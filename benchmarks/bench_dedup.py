@@ -116,7 +116,7 @@ def signature_throughput(texts: list[str], baseline_docs: int) -> dict[str, floa
 def _ours(folder: str, verify: bool, warm_up: bool = True) -> dict[str, Any]:
     from pipeline.config import DedupConfig, EngineConfig
     from pipeline.engine import configure_logging
-    from stages.dedup import cluster_duplicates
+    from pipeline.phases import run_near_dedup
 
     configure_logging()
     work = Path(folder) / f"work-{verify}"
@@ -255,7 +255,7 @@ def same_cluster_pairs(labels: dict[int, int]) -> set[tuple[int, int]]:
 
 
 def components(pairs: list[tuple[int, int]]) -> dict[int, int]:
-    from stages.dedup import connected_components
+    from stages.lsh import connected_components
 
     if not pairs:
         return {}

@@ -183,7 +183,7 @@ def _score_steps(ctx: RunContext) -> list[StepRun]:
 
 def _lsh_runs(signatures: Path, documents: Path, work: Path, config: DedupConfig, tasks: int) -> list[StepRun]:
     lists = lsh_step_lists(signatures, documents, work, config, tasks)
-    return [StepRun(f"P4 LSH {name}", steps, tasks, work / "logs" / name) for name, steps in lists]
+    return [StepRun(f"P4 LSH {name}", steps, count, work / "logs" / name) for name, steps, count in lists]
 
 
 def _deduped_docs(ctx: RunContext) -> Path:
@@ -222,7 +222,7 @@ def _dedup_steps(ctx: RunContext) -> list[StepRun]:
 
 def _clusters(ctx: RunContext) -> dict[str, Any]:
     work = ctx.run.phase("p4_dedup")
-    summary = assign_clusters(work, ctx.tasks, ctx.tasks)
+    summary = assign_clusters(work, ctx.tasks)
     write_dedup_report(work, ctx.config.dedup, ctx.run.reports / "dedup.json")
     return summary
 
@@ -402,7 +402,7 @@ def run_near_dedup(
     tasks = len(list(Path(signatures).glob("*.parquet")))
     for step_run in _lsh_runs(signatures, documents, work, config, tasks):
         run_steps(step_run.label, step_run.steps, step_run.tasks, engine, step_run.logs, show_progress)
-    return assign_clusters(work, tasks, tasks)
+    return assign_clusters(work, tasks)
 
 
 def reject_stages(steps: list[PipelineStep]) -> list[str]:

@@ -9,18 +9,19 @@ from pathlib import Path
 
 import datasketch
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
-from datatrove.data import Document
 from datasketch.lsh import _optimal_param
+from datatrove.data import Document
 
 from pipeline.config import DedupConfig, EngineConfig
+from pipeline.dedup_report import write_dedup_report
 from pipeline.docio import RejectWriter, read_documents, task_file, write_documents
 from pipeline.errors import PhaseFailed
-from pipeline.synth import generate
-from pipeline.dedup_report import write_dedup_report
 from pipeline.phases import run_near_dedup
-from stages.dedup import DedupFilter, bucket_edges, connected_components
+from pipeline.synth import generate
+from stages import dedup as dedup_stage
+from stages.dedup import DedupFilter
+from stages.lsh import PairVerifier, band_keys, bucket_edges, connected_components
 from stages.minhash import (
     MinHasher,
     MinhashSignatureStep,
@@ -28,6 +29,7 @@ from stages.minhash import (
     candidate_probability,
     shingle_hash,
     shingles,
+    verify_threshold,
     words,
 )
 from tests.conftest import table_rows
@@ -38,7 +40,9 @@ LOCAL2 = EngineConfig(kind="local", workers=2)
 Record = tuple[str, str, float | None]
 
 
-def prepare(root: Path, records: list[Record], tasks: int, config: DedupConfig, dropped_after_p1: set[str] = frozenset()) -> tuple[Path, Path]:
+def prepare(
+    root: Path, records: list[Record], tasks: int, config: DedupConfig, dropped_after_p1: set[str] = frozenset()
+) -> tuple[Path, Path]:
     """P1 signatures and P3 documents of `records` split into `tasks` tasks; records whose id is in
     `dropped_after_p1` get a signature but no P3 document (as if a P3 filter removed them)."""
     docs = [
@@ -53,7 +57,9 @@ def prepare(root: Path, records: list[Record], tasks: int, config: DedupConfig, 
     return root / "signatures", root / "documents"
 
 
-def run_p4(root: Path, records: list[Record], tasks: int, config: DedupConfig, engine: EngineConfig = LOCAL1, **kw) -> dict:
+def run_p4(
+    root: Path, records: list[Record], tasks: int, config: DedupConfig, engine: EngineConfig = LOCAL1, **kw
+) -> dict:
     signatures, documents = prepare(root, records, tasks, config, **kw)
     return run_near_dedup(signatures, documents, root / "work", config, engine, show_progress=False)
 
@@ -139,17 +145,29 @@ def test_s_curve_and_derived_shape_match_datasketch():
 
 
 def test_bucket_edges_star_and_verification():
-    band = np.zeros(4, dtype=np.int16)
     key = np.array([7, 7, 7, 7], dtype=np.uint64)
-    uid = np.array([30, 10, 20, 40])
-    # uid 10 (the root) is unlike the others; 20 and 30 agree on 9 of 10 values; 40 on nothing
-    signatures = np.array([[1] * 10, [2] * 10, [1] * 9 + [5], [3] * 10], dtype=np.uint32)
-    star = bucket_edges(band, key, uid)
-    assert star.tolist() == [[20, 10], [30, 10], [40, 10]]
-    verified = bucket_edges(band, key, uid, (np.array([10, 20, 30, 40]), signatures[[1, 2, 0, 3]]), 0.85)
-    assert verified.tolist() == [[30, 20]]
-    # another band bucket with the same key is another bucket
-    assert bucket_edges(np.array([0, 1], dtype=np.int16), key[:2], uid[:2]).size == 0
+    doc = np.array([2, 0, 1, 3])  # document numbers: a smaller number is a smaller uid
+    # document 0 (the root) is unlike the others; 1 and 2 agree on 9 of 10 values; 3 on nothing
+    signatures = np.array([[2] * 10, [1] * 9 + [5], [1] * 10, [3] * 10], dtype=np.uint32)
+    assert bucket_edges(key, doc).tolist() == [[1, 0], [2, 0], [3, 0]]
+    assert bucket_edges(key, doc, PairVerifier(signatures, 0.85, margin=0.0)).tolist() == [[2, 1]]
+    # another key is another bucket
+    assert bucket_edges(np.array([7, 8], dtype=np.uint64), doc[:2]).size == 0
+
+
+def test_verifier_asks_exact_jaccard_only_near_the_threshold():
+    """Estimates 0.5, 0.7, 0.9 around a threshold of 0.72 with margin 0.1: only the pair estimated
+    at 0.7 is decided by its exact Jaccard, which overrules the estimate either way."""
+    signatures = np.array([[0] * 10, [0] * 5 + [1] * 5, [0] * 7 + [1] * 3, [0] * 9 + [1]], dtype=np.uint32)
+    asked: list[tuple[int, int]] = []
+
+    def exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        asked.extend(zip(a.tolist(), b.tolist()))
+        return np.full(len(a), 0.73)
+
+    verifier = PairVerifier(signatures, 0.72, margin=0.1, exact=exact)
+    assert verifier(np.array([1, 2, 3]), np.array([0, 0, 0])).tolist() == [False, True, True]
+    assert asked == [(2, 0)] and verifier.exact_pairs == 1
 
 
 def test_connected_components_matches_reference():
@@ -191,7 +209,11 @@ def test_synthetic_near_duplicates_precision_recall(synth, synth_run):
         if g is not None:
             members[g].append(i)
     close_pairs = [
-        (a, b) for m in members.values() for x, a in enumerate(m) for b in m[x + 1 :] if jaccard(records[a][1], records[b][1]) >= 0.8
+        (a, b)
+        for m in members.values()
+        for x, a in enumerate(m)
+        for b in m[x + 1 :]
+        if jaccard(records[a][1], records[b][1]) >= 0.8
     ]
     found = sum(cluster_of.get(records[a][0], "a") == cluster_of.get(records[b][0], "b") for a, b in close_pairs)
     assert len(close_pairs) >= 50, "the synthetic corpus has enough close pairs to measure recall"
@@ -199,7 +221,8 @@ def test_synthetic_near_duplicates_precision_recall(synth, synth_run):
 
     predicted = [(index[a], index[b]) for c in clusters.values() for a in c for b in c if a < b]
     correct = sum(
-        (groups[a] is not None and groups[a] == groups[b]) or jaccard(records[a][1], records[b][1]) >= 0.6 for a, b in predicted
+        (groups[a] is not None and groups[a] == groups[b]) or jaccard(records[a][1], records[b][1]) >= 0.6
+        for a, b in predicted
     )
     assert correct / len(predicted) >= 0.99
     # unrelated documents are never merged: no cluster spans two ground-truth groups
@@ -215,6 +238,15 @@ def test_same_clusters_with_one_two_workers_and_ray(synth, synth_run, tmp_path, 
     assert assignment(tmp_path / "one") == reference
     run_p4(tmp_path / "ray", records, tasks=4, config=DedupConfig(), engine=EngineConfig(kind="ray", workers=2))
     assert assignment(tmp_path / "ray") == reference
+
+
+def test_partitioned_p4_equals_one_task(synth, synth_run, tmp_path, monkeypatch):
+    """Above FUSED_MAX_TASKS, P4 shuffles bucket rows through partitions: the same buckets, so the
+    same edges and clusters as the one-task layout."""
+    monkeypatch.setattr(dedup_stage, "FUSED_MAX_TASKS", 1)
+    run_p4(tmp_path, synth[0], tasks=4, config=DedupConfig(), engine=LOCAL2)
+    assert len(list((tmp_path / "work" / "edges").glob("*.parquet"))) == 4
+    assert assignment(tmp_path) == assignment(synth_run)
 
 
 def test_exact_duplicates_always_clustered(synth, tmp_path):
@@ -276,12 +308,15 @@ def test_empty_and_short_documents(tmp_path):
     assert list(clusters_by_id(tmp_path, records).values()) == [{"s1", "s2"}]
     kept, rejected = _run_p5(tmp_path)
     assert {d.id for d in kept} == {"p1", "p2", "e1", "s1", "s3", "s4"}
-    assert [(r["id"], r["reason"], json.loads(r["details"])) for r in rejected] == [("s2", "near_duplicate", {"keeper": "s1"})]
+    removed = [(r["id"], r["reason"], json.loads(r["details"])) for r in rejected]
+    assert removed == [("s2", "near_duplicate", {"keeper": "s1"})]
 
 
 def test_corpus_without_duplicates(tmp_path):
     """No candidate pair at all: no cluster, nothing removed (this used to crash the keeper step)."""
-    records: list[Record] = [(f"u{i}", f"document {i} talks about topic {i * 7919} in words {i} {i + 1} {i + 2}", None) for i in range(20)]
+    records: list[Record] = [
+        (f"u{i}", f"document {i} talks about topic {i * 7919} in words {i} {i + 1} {i + 2}", None) for i in range(20)
+    ]
     summary = run_p4(tmp_path, records, tasks=2, config=DedupConfig())
     assert (summary["clusters"], summary["removed"], summary["documents_in"]) == (0, 0, 20)
     assert assignment(tmp_path) == []
@@ -337,7 +372,9 @@ def test_threshold_derives_shape_and_verify_off_links_more(synth, tmp_path):
     assert (report["parameters"]["bands"], report["parameters"]["rows"]) == bands_rows_for_threshold(0.5, 112)
 
 
-def test_p4_resumes_without_recomputing_signatures(synth, tmp_path):
+@pytest.mark.parametrize("fused_max_tasks", [dedup_stage.FUSED_MAX_TASKS, 1], ids=["one-task", "partitioned"])
+def test_p4_resumes_without_recomputing_signatures(synth, tmp_path, monkeypatch, fused_max_tasks):
+    monkeypatch.setattr(dedup_stage, "FUSED_MAX_TASKS", fused_max_tasks)
     records = synth[0][:600]
     config = DedupConfig()
     signatures, documents = prepare(tmp_path, records, tasks=3, config=config)
@@ -347,10 +384,43 @@ def test_p4_resumes_without_recomputing_signatures(synth, tmp_path):
     with pytest.raises((FileNotFoundError, PhaseFailed)):
         run_near_dedup(signatures, documents, tmp_path / "work", config, LOCAL1, show_progress=False)
     done = task_file(tmp_path / "work" / "buckets", 0)
-    done_mtime = done.stat().st_mtime_ns
+    done_mtime = done.stat().st_mtime_ns if done.exists() else None
     hidden.rename(task_file(documents, 1))
     summary = run_near_dedup(signatures, documents, tmp_path / "work", config, LOCAL1, show_progress=False)
-    assert done.stat().st_mtime_ns == done_mtime, "a completed task is not redone"
+    if fused_max_tasks == 1:
+        assert done.stat().st_mtime_ns == done_mtime, "a completed task is not redone"
     assert {p: p.stat().st_mtime_ns for p in signatures.iterdir()} == signature_mtimes
     fresh = run_p4(tmp_path / "fresh", records, tasks=3, config=config)
     assert summary == fresh and assignment(tmp_path) == assignment(tmp_path / "fresh")
+
+
+def test_pairs_near_the_threshold_are_decided_by_exact_jaccard(tmp_path):
+    """Edited copies with exact Jaccard 0.6-0.85 around the 0.719 threshold: every pair that shares
+    a band is clustered exactly when its exact Jaccard is >= the threshold, also where its 112-value
+    estimate falls on the other side (which happens to several pairs here)."""
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(20000)]
+    records: list[Record] = []
+    for n in range(80):
+        base = rng.sample(vocab, 300)
+        copy = list(base)
+        for position in rng.sample(range(300), 7 + n % 8):
+            copy[position] = rng.choice(vocab)
+        records += [(f"b{n}", " ".join(base), None), (f"c{n}", " ".join(copy), None)]
+    config = DedupConfig()
+    run_p4(tmp_path, records, tasks=2, config=config)
+    cluster = {records[r["uid"]][0]: r["cluster"] for r in assignment(tmp_path)}
+    signatures, _ = MinHasher.from_config(config).signatures([text for _, text, _ in records])
+    keys = band_keys(signatures, 14, 8)
+    threshold = verify_threshold(config)
+    candidates = misjudged = 0
+    for n in range(80):
+        a, b = 2 * n, 2 * n + 1
+        if not (keys[a] == keys[b]).any():
+            continue
+        candidates += 1
+        similar = jaccard(records[a][1], records[b][1]) >= threshold
+        misjudged += ((signatures[a] == signatures[b]).mean() >= threshold) != similar
+        linked = cluster.get(f"b{n}", -1) == cluster.get(f"c{n}", -2)
+        assert linked == similar, (n, jaccard(records[a][1], records[b][1]))
+    assert candidates >= 40 and misjudged >= 3
