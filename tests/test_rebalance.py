@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
 from conftest import table_rows
 from mixture_helpers import make_docs, run_mixture
+from pydantic import ValidationError
 
 from pipeline.config import MixtureConfig
 from pipeline.errors import ConfigError
+from stages.groups import UNSCORED, Grouping, bucket_labels, match_key
 from stages.rebalance import Cutoff, copy_count, sampling_rates
 
 TOKENS = {"ecommerce": 4500, "news": 2500, "science": 1500, "code": 1000, "mathematics": 500}
@@ -24,7 +26,9 @@ def manifest(root) -> dict:
 
 
 def test_multiplier_rates_are_the_multipliers_with_default_for_unnamed():
-    rates = sampling_rates(TOKENS, MixtureConfig(multipliers={"ecommerce": 0.3, "science": 2.0}, default_multiplier=0.5))
+    rates = sampling_rates(
+        TOKENS, MixtureConfig(multipliers={"ecommerce": 0.3, "science": 2.0}, default_multiplier=0.5)
+    )
     assert rates.rates == {"ecommerce": 0.3, "news": 0.5, "science": 2.0, "code": 0.5, "mathematics": 0.5}
     output = 0.3 * 4500 + 0.5 * 2500 + 2.0 * 1500 + 0.5 * 1000 + 0.5 * 500
     assert rates.target_shares["science"] == pytest.approx(3000 / output)
@@ -57,7 +61,9 @@ def test_unnamed_domains_share_the_remainder_in_natural_proportion():
 def test_share_for_a_domain_without_documents_names_it_and_the_closest_mix():
     config = MixtureConfig(mode="shares", shares={"religion": 0.5, "science": 0.25, "code": 0.25})
     rates = sampling_rates(TOKENS, config)
-    assert "'religion'" in rates.warnings[1] and "closest feasible mix: {'code': 0.5, 'science': 0.5}" in rates.warnings[1]
+    assert (
+        "'religion'" in rates.warnings[1] and "closest feasible mix: {'code': 0.5, 'science': 0.5}" in rates.warnings[1]
+    )
     assert rates.target_shares["science"] == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="religion"):
         sampling_rates(TOKENS, config.model_copy(update={"strict": True}))
@@ -164,9 +170,77 @@ def test_quality_downsampling_keeps_the_best_documents_exactly(docs, tmp_path):
     assert abs(kept_tokens - plan.groups["ecommerce"].target_tokens) <= 160  # within one document
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/mixtures/*.yaml")), ids=lambda p: p.name)
-def test_example_mixtures_are_valid_and_name_taxonomy_domains(path):
+def _possible_groups(config: MixtureConfig, taxonomy: set[str]) -> list[str]:
+    values = {
+        "domain": sorted(taxonomy),
+        "language": ["en", "zh", "fr", "de", "es"],
+        "source": ["corpus.jsonl"],
+        "quality_bucket": [*bucket_labels(config.quality_bins), UNSCORED],
+        "length_bucket": bucket_labels(config.length_bins),
+    }
+    return ["/".join(combo) for combo in itertools.product(*(values[key] for key in config.group_by))]
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[1].glob("configs/mixtures/*.yaml")), ids=lambda p: p.name
+)
+def test_example_mixtures_are_valid_and_every_key_names_a_group(path):
     taxonomy = {d["id"] for d in yaml.safe_load((path.parents[1] / "taxonomy" / "domains.yaml").read_text())["domains"]}
-    config = MixtureConfig(**yaml.safe_load(path.read_text())["mixture"])
-    assert set(config.multipliers) | set(config.shares) <= taxonomy
-    assert sampling_rates({d: 1000 for d in taxonomy}, config).rates
+    tree = yaml.safe_load(path.read_text())
+    configs = [MixtureConfig(**tree["mixture"])] if "mixture" in tree else []
+    configs += [MixtureConfig(**section) for section in tree.get("mixtures", {}).values()]
+    assert configs
+    for config in configs:
+        groups = _possible_groups(config, taxonomy)
+        for key in [*config.multipliers, *config.shares]:
+            assert any(match_key(group, [key]) for group in groups), key
+        assert sampling_rates(dict.fromkeys(groups, 1000), config).rates
+
+
+def test_bucket_labels_and_grouping_values():
+    assert bucket_labels([2, 3.5]) == ["0-2", "2-3.5", "3.5+"]
+    grouping = Grouping.from_config(MixtureConfig(group_by=["language", "quality_bucket", "length_bucket", "source"]))
+    assert grouping.values("code", "fr", "a/b.jsonl", 3.0, 9000) == ("fr", "3-4", "8192+", "a/b.jsonl")
+    assert grouping.values("code", None, None, -1.0, 0) == ("unknown", "unscored", "0-512", "unknown")
+    metadata = {"language": "fr", "quality": 3.0, "token_count": 9000, "source": "in/a.jsonl:7", "input": {"site": "x"}}
+    assert grouping.doc_values(metadata) == ("fr", "3-4", "8192+", "in/a.jsonl")
+    by_site = Grouping.from_config(MixtureConfig(group_by=["source"], source_field="site"))
+    assert by_site.doc_values(metadata) == ("x",)
+
+
+def test_keys_match_exact_names_first_then_patterns_in_order():
+    assert match_key("code/4+", ["*/4+", "code/4+"]) == "code/4+"
+    assert match_key("code/4+", ["code/*", "*/4+"]) == "code/*"
+    assert match_key("[red]code", ["[red]code"]) == "[red]code"
+    assert match_key("news/0-2", ["code/*"]) is None
+
+
+def test_rates_per_domain_and_quality_bucket_with_patterns(docs, tmp_path):
+    config = MixtureConfig(
+        group_by=["domain", "quality_bucket"], quality_bins=[2.0, 4.0], multipliers={"*/4+": 3.0, "*/0-2": 0.0}
+    )
+    plan = run_mixture(docs, config, tmp_path, tasks=2)
+    rows = table_rows(tmp_path / "mixture")
+    assert {r["quality_bucket"] for r in rows} == {"2-4", "4+"}  # a hive folder level per key
+    assert all(r["quality"] >= 4.0 for r in rows if r["repeat"] > 0)
+    for name, group in plan.groups.items():
+        assert group.rate == {"4+": 3.0, "0-2": 0.0}.get(name.split("/")[1], 1.0)
+    achieved = manifest(tmp_path)["groups"]
+    assert achieved["science/4+"]["tokens_after"] == 3 * achieved["science/4+"]["tokens_before"]
+
+
+def test_length_shares_and_a_share_that_cannot_be_met(docs, tmp_path):
+    config = MixtureConfig(
+        group_by=["length_bucket"], length_bins=[100], mode="shares", shares={"100+": 0.7, "9999+": 0.1}
+    )
+    plan = run_mixture(docs, config, tmp_path, tasks=2)
+    groups = manifest(tmp_path)["groups"]
+    assert groups["100+"]["share_after"] == pytest.approx(0.7 / 0.9, abs=0.01)
+    assert any("'9999+'" in w and "closest feasible" in w for w in plan.warnings)
+
+
+def test_multiplier_above_the_cap_notes_why_in_the_plan(docs, tmp_path):
+    plan = run_mixture(docs, MixtureConfig(multipliers={"mathematics": 9.0}, max_repeats=2), tmp_path, tasks=1)
+    assert "capped at mixture.max_repeats = 2" in plan.groups["mathematics"].note
+    assert manifest(tmp_path)["groups"]["mathematics"]["note"] == plan.groups["mathematics"].note
+    assert plan.groups["news"].note is None
