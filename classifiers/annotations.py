@@ -181,11 +181,11 @@ class AnnotationCache:
 
 
 class Progress:
-    """One line per step of about 5% of the requests, through `emit` (the runner's console)."""
+    """One line per tenth of the requests, through `emit` (the runner's console)."""
 
     def __init__(self, total: int, emit: Any):
         self.total, self.emit = total, emit
-        self.step = max(1, total // 20)
+        self.step = max(1, total // 10)
         self.started = time.perf_counter()
 
     def update(self, done: int, annotations: Annotations) -> None:

@@ -214,7 +214,7 @@ def test_progress_lines_and_summary(server, tmp_path):
     lines: list[str] = []
     sample = docs(*[f"progress doc {i}" for i in range(10)])
     annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path, progress=lines.append, **STEADY)
-    assert len(lines) == 21 and lines[-2].startswith("40/40 requests")  # every 5%, then the summary
+    assert len(lines) == 11 and lines[-2].startswith("40/40 requests")  # every 10%, then the summary
     assert lines[-1].startswith("done: 40 requests") and "label mass 0.90" in lines[-1] and "prefix cache" in lines[-1]
 
 
