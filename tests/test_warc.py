@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from datatrove.data import Document
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -194,3 +195,18 @@ def test_warc_gzipped_as_one_stream_is_read_whole(tmp_path):
     shards, docs, _, quarantined, counts = _read([str(tmp_path / "whole.warc.gz")], tmp_path / "out", shard_mb=0.004)
     assert len(shards) > 1 and quarantined == []
     assert sum(c["records"] for c in counts) == len(docs) == 30
+
+
+def test_extraction_past_its_cpu_time_is_rejected_and_the_next_page_still_runs(tmp_path):
+    big = page("Big", [" ".join(SENTENCES)] * 400).decode()
+    docs = [Document(text=big, id=f"p{i}", metadata={"payload_type": "text/html"}) for i in range(2)]
+    docs.append(Document(text="already text", id="jsonl", metadata={}))
+    kept = list(HtmlExtractor(RejectWriter(tmp_path, "extract"), timeout_s=1e-4).run(iter(docs), 0))
+    assert [d.id for d in kept] == ["jsonl"]
+    rows = _rows(tmp_path / "extract")
+    assert [(r["id"], r["reason"], json.loads(r["details"])) for r in rows] == [
+        ("p0", "timeout", {"timeout_s": 1e-4}),
+        ("p1", "timeout", {"timeout_s": 1e-4}),
+    ]
+    kept = list(HtmlExtractor(RejectWriter(tmp_path / "again", "extract")).run(iter(docs[:1]), 0))
+    assert len(kept) == 1 and SENTENCES[0] in kept[0].text
