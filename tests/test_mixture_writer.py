@@ -38,7 +38,11 @@ def parquet_files(mixture_dir: Path) -> list[str]:
 def test_files_have_the_explicit_schema_and_shard_size(mixture):
     mixture_dir, _ = mixture
     files = parquet_files(mixture_dir)
-    assert {Path(f).parent.name for f in files} == {"domain=ecommerce", "domain=a%2Fb%20c", "domain=%3Cscript%3Ealert%281%29%3C%2Fscript%3E"}
+    assert {Path(f).parent.name for f in files} == {
+        "domain=ecommerce",
+        "domain=a%2Fb%20c",
+        "domain=%3Cscript%3Ealert%281%29%3C%2Fscript%3E",
+    }
     rows = [pq.read_metadata(f).num_rows for f in files]
     assert max(rows) == 100 and all(Path(f).name.startswith(("part-00000-", "part-00001-")) for f in files)
     for f in files:
@@ -82,7 +86,7 @@ def test_manifest_matches_a_recount_of_the_parquet(mixture):
 
 def test_rerun_of_a_task_replaces_its_parts(tmp_path):
     docs = make_docs(300, seed=1, weights={"news": 1})
-    for doc in TokenCounter().run(iter(docs)):
+    for _ in TokenCounter().run(iter(docs)):
         pass
     for shard_docs in (10, 1000):
         for _ in MixtureWriter(tmp_path, shard_docs).run(iter(docs), rank=4):
@@ -103,8 +107,14 @@ def test_token_counter_with_a_local_tokenizer_file(tmp_path):
     stats = pq.read_table(tmp_path / "stats" / "00000.parquet").to_pylist()
     quality = docs[0].metadata["quality"]
     assert stats[0] == {
-        "uid": 0, "id": "doc-0", "domain": "news", "quality": quality, "tokens": 4, "language": "en", "source": "corpus.jsonl:1",
-    }  # fmt: skip
+        "uid": 0,
+        "id": "doc-0",
+        "domain": "news",
+        "quality": quality,
+        "tokens": 4,
+        "language": "en",
+        "source": "corpus.jsonl:1",
+    }
     with pytest.raises(FileNotFoundError, match="missing.json"):
         list(TokenCounter(tokenizer_path=tmp_path / "missing.json").run(iter(docs)))
 
@@ -112,3 +122,30 @@ def test_token_counter_with_a_local_tokenizer_file(tmp_path):
 def test_word_count_counts_unicode_word_runs():
     assert count_words("Héllo, wörld! 3.14 naïve_x") == 5
     assert count_words("") == 0
+
+
+def test_group_keys_are_folder_levels_not_columns(tmp_path):
+    docs = make_docs(400, seed=4)
+    for doc in docs[::2]:
+        doc.metadata["language"] = "fr"
+        doc.metadata["source"] = f"other.jsonl:{doc.metadata['uid']}"
+    run_mixture(docs, MixtureConfig(group_by=["language", "source"]), tmp_path, tasks=2)
+    files = parquet_files_deep(tmp_path / "mixture")
+    assert {Path(f).parent.relative_to(tmp_path / "mixture").as_posix() for f in files} == {
+        "language=en/source=corpus.jsonl",
+        "language=fr/source=other.jsonl",
+    }
+    schema = pq.read_schema(files[0]).remove_metadata()
+    assert "language" not in schema.names and "source" not in schema.names and "domain" in schema.names
+    frame = ds.dataset(files, format="parquet", partitioning="hive").to_table().to_pandas()
+    assert len(frame) == len(docs) and set(frame["language"]) == {"en", "fr"}
+    by_id = {d.id: d for d in docs}
+    row = frame.iloc[0]
+    assert json.loads(row["metadata"])["source"] == by_id[row["id"]].metadata["source"]  # the line is kept
+    manifest = json.loads((tmp_path / "mixture" / "manifest.json").read_text())
+    assert set(manifest["groups"]) == {"en/corpus.jsonl", "fr/other.jsonl"}
+    assert sum(d["docs_after"] for d in manifest["domains"].values()) == len(docs)
+
+
+def parquet_files_deep(mixture_dir: Path) -> list[str]:
+    return sorted(str(p) for p in mixture_dir.rglob("part-*.parquet"))
