@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.config import InputConfig
 from pipeline.docio import read_documents
+from pipeline.errors import ConfigError
 from stages.reader import ShardReader, plan_shards
 
 GOOD = "A perfectly ordinary document about the weather and the sea."
@@ -112,6 +113,24 @@ def test_parquet_row_groups_are_shards_and_fields_configurable(tmp_path):
     assert len(shards) >= 4
     assert sorted(d.id for d in docs) == sorted(f"r{i}" for i in range(100))
     assert {d.metadata["source"].rsplit(":", 1)[1] for d in docs} == {str(i) for i in range(100)}
+
+
+def test_fsspec_urls_with_globs_read_like_paths(tmp_path):
+    """A file:// URL takes the fsspec path (as s3:// does, see test_s3.py): glob, folder, size, ranges."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for k in range(3):
+        lines = (json.dumps({"id": f"{k}-{i}", "text": GOOD}) + "\n" for i in range(50))
+        (folder / f"part{k}.jsonl").write_text("".join(lines))
+    by_path = _read_all(InputConfig(paths=[str(folder / "*.jsonl")], shard_mb=0.002), tmp_path / "a")
+    by_glob = _read_all(InputConfig(paths=[f"file://{folder}/*.jsonl"], shard_mb=0.002), tmp_path / "b")
+    by_folder = _read_all(InputConfig(paths=[f"file://{folder}"], shard_mb=0.002), tmp_path / "c")
+    for shards, docs, _, _ in (by_glob, by_folder):
+        assert all(s.path.startswith("file://") for s in shards)
+        assert [(s.start, s.stop) for s in shards] == [(s.start, s.stop) for s in by_path[0]]
+        assert sorted(d.id for d in docs) == sorted(d.id for d in by_path[1])
+    with pytest.raises(ConfigError, match="input.paths: no file matches"):
+        plan_shards(InputConfig(paths=[f"file://{folder}/*.parquet"]))
 
 
 def test_checkpoint_roundtrip(tmp_path):
