@@ -111,13 +111,13 @@ def _quality_figure(mix: dict[str, Any]) -> go.Figure:
     return figure
 
 
-def _table_html(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+def table_html(header: list[str] | tuple[str, ...], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
@@ -137,13 +137,13 @@ def _cells(row: dict[str, Any], edges: list[float]) -> dict[str, str]:
         "group": row["group"],
         "docs before": f"{row['docs_before']:,}",
         "tokens before": f"{row['tokens_before']:,}",
-        "share before": _pct(row["share_before"]),
-        "target": _pct(row["target_share"]),
+        "share before": pct(row["share_before"]),
+        "target": pct(row["target_share"]),
         "rate": "-" if row["rate"] is None else f"{row['rate']:.3f}",
         "quality cutoff": "-" if row["quality_cutoff"] is None else f"{row['quality_cutoff']:g}",
         "docs after": f"{row['docs_after']:,}",
         "tokens after": f"{row['tokens_after']:,}",
-        "share after": _pct(row["share_after"]),
+        "share after": pct(row["share_after"]),
         "repeat tokens": f"{row['repeat_tokens']:,}",
         "sampled away": f"{row['downsampled_away']:,}",
         "their quality": _quality(mean_quality(row["quality_hist_sampled_away"], edges)),
@@ -165,7 +165,7 @@ def _notes(mix: dict[str, Any]) -> list[tuple[str, str]]:
     return [(row["group"], row["note"]) for row in mix["groups"] if row.get("note")]
 
 
-_STYLE = (
+PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}.warn{color:#a33}"
@@ -177,7 +177,7 @@ def _tokenized_html(tokenized: dict[str, Any]) -> str:
     return (
         f"<h2>Token files</h2><p>{escape(tokenized['format'])} format in {escape(tokenized['folder'])}/, tokenizer "
         f"{escape(tokenized['tokenizer'])}: {tokenized['total_tokens']:,} tokens</p>"
-        + _table_html(["group", "documents", "tokens"], rows)
+        + table_html(["group", "documents", "tokens"], rows)
     )
 
 
@@ -195,7 +195,7 @@ def render_html(mix: dict[str, Any], title: str = "Domain mix") -> str:
     parts = [
         "<!DOCTYPE html>",
         f'<html lang="en"><head><meta charset="utf-8"><title>mixwright {escape(title)}</title>',
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{PAGE_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f"<p>grouped by {escape(' / '.join(mix['group_by']))}; mode {escape(str(mix['mode']))}, selection "
         f"{escape(str(mix['selection']))}, seed {escape(str(mix['seed']))}, "
@@ -205,9 +205,9 @@ def render_html(mix: dict[str, Any], title: str = "Domain mix") -> str:
         "sampled away (their mean quality per group in the last column)</p>",
     ]
     parts += [f'<p class="warn">{escape(w)}</p>' for w in mix["warnings"]]
-    parts += [_table_html(_GROUP_HEADER, _group_rows(mix))]
+    parts += [table_html(_GROUP_HEADER, _group_rows(mix))]
     if _notes(mix):
-        parts += ["<h2>Why a target was not met</h2>", _table_html(["group", "reason"], _notes(mix))]
+        parts += ["<h2>Why a target was not met</h2>", table_html(["group", "reason"], _notes(mix))]
     parts.append(charts[0])
     if mix["tokenized"]:
         parts.append(_tokenized_html(mix["tokenized"]))
@@ -217,7 +217,7 @@ def render_html(mix: dict[str, Any], title: str = "Domain mix") -> str:
             for stage in mix["funnel"]["stages"]
             for reason, n in sorted(stage["reasons"].items(), key=lambda item: (-item[1], item[0]))
         ]
-        parts += ["<h2>Funnel</h2>", charts[1], _table_html(["stage", "reason", "documents"], reasons)]
+        parts += ["<h2>Funnel</h2>", charts[1], table_html(["stage", "reason", "documents"], reasons)]
     parts += ["<h2>Quality</h2>", charts[-1], "</body></html>"]
     return "\n".join(parts)
 

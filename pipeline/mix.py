@@ -29,9 +29,9 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
-from pipeline.config import MIXTURE_NAME, MixtureConfig, load_config
+from pipeline.config import MIXTURE_NAME, MixtureConfig, load_config, resolve_path
 from pipeline.docio import write_json_atomic, write_text_atomic
-from pipeline.domain_mix import build_mix_report, mix_tables
+from pipeline.domain_mix import PAGE_STYLE, build_mix_report, mix_tables, pct, table_html
 from pipeline.engine import run_steps
 from pipeline.errors import ConfigError
 from pipeline.phases import RunContext, finish_mixture, mixture_step_runs, named_target, plan_mixture
@@ -46,7 +46,7 @@ _STATS_COLUMNS = ("domain", "quality", "tokens", "language", "source")
 def load_mixture_file(path: str | os.PathLike) -> MixtureConfig:
     """A YAML file with the keys of the `mixture:` section (bare, or under a `mixture:` key)."""
     try:
-        tree = yaml.safe_load(Path(path).read_text()) or {}
+        tree = yaml.safe_load(resolve_path(path).read_text()) or {}
     except OSError as exc:
         raise ConfigError(f"--mixture {path}: cannot read it: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -185,16 +185,6 @@ def build_mixtures_page(run_dir: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
 def render_mixtures_html(page: dict[str, Any]) -> str:
     clean, mixtures = page["clean"], page["mixtures"]
     names = list(mixtures)
@@ -222,17 +212,15 @@ def render_mixtures_html(page: dict[str, Any]) -> str:
         for n, m in mixtures.items()
     ]  # fmt: skip
     share_rows = [
-        [d, _pct(clean["shares"].get(d))] + [_pct(mixtures[n]["shares"].get(d)) for n in names] for d in domains
+        [d, pct(clean["shares"].get(d))] + [pct(mixtures[n]["shares"].get(d)) for n in names] for d in domains
     ]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>mixwright mixtures</title>',
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
-        "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
-        "{text-align:left}.warn{color:#a33}</style></head><body>",
+        f"<style>{PAGE_STYLE}</style></head><body>",
         "<h1>Mixtures</h1>",
         f"<p>clean corpus: {clean['docs']:,} documents, {clean['tokens']:,} tokens</p>",
-        _table(
+        table_html(
             [
                 "mixture",
                 "grouped by",
@@ -247,7 +235,7 @@ def render_mixtures_html(page: dict[str, Any]) -> str:
             summary,
         ),  # fmt: skip
         "<h2>Token share per domain</h2>",
-        _table(["domain", "clean corpus", *names], share_rows),
+        table_html(["domain", "clean corpus", *names], share_rows),
         charts[0],
         "<h2>Quality</h2>",
         charts[1],
@@ -256,9 +244,9 @@ def render_mixtures_html(page: dict[str, Any]) -> str:
         rows = [
             [
                 g,
-                _pct(r["share_before"]),
-                _pct(r["target_share"]),
-                _pct(r["share_after"]),
+                pct(r["share_before"]),
+                pct(r["target_share"]),
+                pct(r["share_after"]),
                 f"{r['repeat_tokens']:,}",
                 r["note"] or "",
             ]
@@ -266,7 +254,7 @@ def render_mixtures_html(page: dict[str, Any]) -> str:
         ]
         parts += [f"<h2>{escape(n)}: groups</h2>", *(f'<p class="warn">{escape(w)}</p>' for w in m["warnings"])]
         parts.append(
-            _table(
+            table_html(
                 ["group", "share before", "target", "share after", "repeat tokens", "why the target was not met"], rows
             )
         )

@@ -1,7 +1,7 @@
-"""P6 sampling rates per domain toward a target mixture, and the P7 deterministic sampler.
+"""P6 sampling rates per group (stages/groups.py) toward a target mixture, and the P7 deterministic sampler.
 
-A domain's rate r = k + f means k whole copies of every document plus one more copy with
-probability f (uniform selection) or for the best documents carrying a fraction f of the domain's
+A group's rate r = k + f means k whole copies of every document plus one more copy with
+probability f (uniform selection) or for the best documents carrying a fraction f of the group's
 tokens (quality selection). Upsampling is capped at `max_repeats` epochs, after "Scaling
 Data-Constrained Language Models" (Muennighoff et al. 2023): up to ~4 repeats are almost as good
 as fresh data. Every random choice hashes (seed, doc id, repeat index), so the mixture does not

@@ -228,10 +228,25 @@ def test_mix_refuses_a_run_whose_p5_is_not_complete(full_run, tmp_path):
 
 
 def test_mix_command_line_and_bad_mixture_files(full_run, tmp_path):
-    good = _mixture_file(tmp_path, "cli_mix", LONG)
-    result = run_cli("mix", str(full_run), "--mixture", str(good), "--engine", "local", "--workers", "1")
+    # the README's command, with the packaged example (the run folder in place of runs/demo)
+    command = [
+        "mix",
+        str(full_run),
+        "--mixture",
+        "configs/mixtures/anneal.yaml",
+        "--name",
+        "readme",
+        "--engine",
+        "local",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *command], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )  # from another folder: packaged configs/ paths resolve
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (full_run / "mixtures" / "cli_mix" / "manifest.json").is_file() and "mixed in" in result.stderr
+    manifest = json.loads((full_run / "mixtures" / "readme" / "manifest.json").read_text())
+    assert manifest["group_by"] == ["domain", "quality_bucket"] and "mixed in" in result.stderr
+    assert "Mixture readme by domain / quality_bucket" in result.stdout
+    good = _mixture_file(tmp_path, "cli_mix", LONG)
     bad = _mixture_file(tmp_path, "bad", {"mode": "shares", "shares": {"code": 0.8, "news": 0.7}})
     result = run_cli("mix", str(full_run), "--mixture", str(bad))
     assert result.returncode == 2 and "sum to 1.5" in result.stderr
