@@ -252,3 +252,36 @@ def test_mix_command_line_and_bad_mixture_files(full_run, tmp_path):
     assert result.returncode == 2 and "sum to 1.5" in result.stderr
     result = run_cli("mix", str(full_run), "--mixture", str(good), "--name", "../escape")
     assert result.returncode == 2 and "--name" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "tokenize, message",
+    [
+        ({"tokenizer": "absent/tokenizer.json"}, "mixtures.anneal.tokenize.tokenizer"),
+        ({"eos_token": "<|not-there|>"}, "mixtures.anneal.tokenize.eos_token"),
+    ],
+)
+def test_token_file_settings_that_cannot_run_are_refused_before_any_work(corpus, tmp_path, tokenize, message):
+    from rich.console import Console
+
+    from pipeline.preflight import preflight
+    from pipeline.rundir import RunDir
+
+    settings = {**_tokenize(corpus, "megatron", shuffle=True), **tokenize}
+    cfg = write_config(
+        tmp_path / "c.yaml", corpus, tmp_path / "run", mixtures={"anneal": {**ANNEAL, "tokenize": settings}}
+    )
+    with pytest.raises(ConfigError, match=message):
+        preflight(load_config(cfg), RunDir(tmp_path / "run"), Console(stderr=True))
+    assert not (tmp_path / "run").exists()
+
+
+def test_named_mixture_settings_are_checked_at_load(corpus, tmp_path):
+    bad_name = write_config(tmp_path / "a.yaml", corpus, tmp_path / "run", mixtures={"../x": ANNEAL})
+    with pytest.raises(ConfigError, match=r"mixtures\.\.\./x"):
+        load_config(bad_name)
+    other_tokenizer = write_config(
+        tmp_path / "b.yaml", corpus, tmp_path / "run", mixtures={"a": {"tokenizer": "t.json"}}
+    )
+    with pytest.raises(ConfigError, match="token counts come from P5"):
+        load_config(other_tokenizer)
