@@ -155,11 +155,12 @@ class TeacherConfig(Section):
             )
         return self
 
-    def backend_options(self, ray_address: str | None = None) -> dict[str, Any]:
-        """The keyword options of the chosen backend's constructor (vllm also gets the engine's Ray address)."""
+    def backend_options(self, ray_address: str | None = None, log_dir: str | None = None) -> dict[str, Any]:
+        """The keyword options of the chosen backend's constructor; vllm also gets the engine's Ray
+        address and a folder for its replicas' logs."""
         options = {key: getattr(self, key) for key in _BACKEND_KEYS.get(self.backend, ())}
         if self.backend == "vllm":
-            options["ray_address"] = ray_address
+            options |= {"ray_address": ray_address, "log_dir": log_dir}
         return options
 
 

@@ -148,7 +148,9 @@ def _teacher_and_students(ctx: RunContext) -> dict[str, Any]:
         run.annotations / "cache",
         max_chars=teacher.max_chars,
         progress=lambda line: ctx.console.print(f"P2 teacher: {line}", soft_wrap=True),
-        **teacher.backend_options(ray_address=cfg.engine.address if cfg.engine.kind == "ray" else None),
+        **teacher.backend_options(
+            ray_address=cfg.engine.address if cfg.engine.kind == "ray" else None, log_dir=str(run.annotations / "logs")
+        ),
     )
     labels_path = save_annotations(annotations, run.annotations)
     report = annotations.report()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from classifiers.backends.base import (
@@ -134,7 +135,12 @@ def outcome_from_raw(raw: dict[str, Any], labels: Sequence[str], mode: str) -> O
 class Replica:
     """One vLLM engine in a Ray actor; returns picklable raw answers (see `outcome_from_raw`)."""
 
-    def __init__(self, engine: dict[str, Any], chat_template_kwargs: dict[str, Any]):
+    def __init__(self, engine: dict[str, Any], chat_template_kwargs: dict[str, Any], log_file: str | None = None):
+        if log_file:  # this process's and vLLM's engine subprocesses' output, where the driver can read it
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            for stream in (1, 2):
+                os.dup2(fd, stream)
         from vllm import LLM
 
         self.llm = LLM(**engine)
@@ -216,6 +222,7 @@ class VllmBackend:
         block_timeout_s: float = 1800.0,
         block_docs: int = 64,
         ray_address: str | None = None,
+        log_dir: str | None = None,
     ):
         self.model = model
         self.replicas = replicas
@@ -233,6 +240,8 @@ class VllmBackend:
         self.block_timeout_s = block_timeout_s
         self.block_docs = block_docs
         self.ray_address = ray_address
+        # replica i logs to log_dir/replica-i.log: Ray would keep it in a worker log on some node
+        self.log_dir = log_dir
         self.gpus: int | None = None
         self._actors: list[Any] = []
 
@@ -251,9 +260,10 @@ class VllmBackend:
         if env:
             options["runtime_env"] = {"env_vars": env}
         actor = ray.remote(Replica).options(**options)
-        self._actors = [actor.remote(self.engine, self.chat_template_kwargs) for _ in range(count)]
+        self._actors = [actor.remote(self.engine, self.chat_template_kwargs, self._log(i)) for i in range(count)]
         self.gpus = count * self.tensor_parallel_size
-        pending = [a.ready.remote(label_sets) for a in self._actors]
+        checks = [a.ready.remote(label_sets) for a in self._actors]
+        pending = list(checks)
         while pending:  # the first replica that fails stops everything, with its own error
             done, pending = ray.wait(pending, num_returns=1, timeout=self.load_timeout_s)
             if not done:
@@ -269,7 +279,11 @@ class VllmBackend:
                 cause = getattr(exc, "cause", None) or exc
                 if isinstance(cause, LabelNotSingleToken):
                     raise ConfigError(f"teacher.model {self.model}: {cause}; edit the taxonomy letters") from None
-                raise PhaseFailed(f"P2 teacher: a vLLM replica failed to load {self.model}: {_short(cause)}") from None
+                replica = checks.index(done[0])
+                raise PhaseFailed(
+                    f"P2 teacher: vLLM replica {replica} failed to load {self.model}: {_short(cause)}"
+                    + _tail(self._log(replica))
+                ) from None
 
     def ask(self, requests: Sequence[Request], mode: str) -> Iterator[tuple[int, Outcome]]:
         import ray
@@ -311,7 +325,9 @@ class VllmBackend:
                 first_death = first_death or exc
                 tries[b] += 1
                 if not live:
-                    raise PhaseFailed(f"P2 teacher: every vLLM replica died; the first: {_short(exc)}") from None
+                    raise PhaseFailed(
+                        f"P2 teacher: every vLLM replica died; the first: {_short(first_death)}" + _tail(self._log(a))
+                    ) from None
                 if tries[b] < _BLOCK_TRIES:
                     queue.appendleft(b)
                 else:
@@ -325,6 +341,9 @@ class VllmBackend:
                     yield i, outcome_from_raw(answer, requests[i].question.labels, mode)
             feed()
 
+    def _log(self, replica: int) -> str | None:
+        return str(Path(self.log_dir) / f"replica-{replica}.log") if self.log_dir else None
+
     def close(self) -> None:
         """Kill the replicas: each holds most of its GPUs' memory, which later phases may need."""
         if not self._actors:
@@ -334,6 +353,15 @@ class VllmBackend:
         for actor in self._actors:
             ray.kill(actor)
         self._actors = []
+
+
+def _tail(log_file: str | None, lines: int = 20) -> str:
+    """The last lines of a replica's log, when the driver can read it (a shared run folder)."""
+    if not log_file or not os.path.isfile(log_file):
+        return ""
+    with open(log_file, errors="replace") as fh:
+        last = fh.read()[-4000:].splitlines()[-lines:]
+    return f"\nlast lines of {log_file}:\n" + "\n".join(last) if last else ""
 
 
 def _short(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +71,9 @@ class LLM:
         unknown = set(kwargs) - _ENGINE_ARGS
         if unknown:
             raise TypeError(f"unexpected engine arguments {sorted(unknown)}")
+        print(f"fake vllm: loading {kwargs['model']}", flush=True)
         if "broken" in kwargs["model"]:
+            print("fake vllm: not enough free memory on the device", file=sys.stderr, flush=True)
             raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (fake)")
         self.kwargs = kwargs
         self.tokenizer = CharTokenizer()
