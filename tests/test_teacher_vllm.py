@@ -234,7 +234,8 @@ def test_a_model_that_cannot_load_fails_fast_with_its_error(ray_two_gpus, monkey
     monkeypatch.setenv("PYTHONPATH", str(FAKE_VLLM))
     logs = ray_two_gpus / "logs"
     with pytest.raises(PhaseFailed, match="failed to load broken-model: .*CUDA out of memory") as failed:
-        annotate(sample("x"), vllm_teacher(model="broken-model"), TAXONOMY, RUBRIC, ray_two_gpus / "c", log_dir=str(logs))
+        annotate(sample("x"), vllm_teacher(model="broken-model"), TAXONOMY, RUBRIC, ray_two_gpus / "c",
+                 log_dir=str(logs))
     # the replica's own output, which Ray would keep in a worker log on its node, is in the message
     assert "last lines of" in str(failed.value) and "not enough free memory" in str(failed.value)
     assert "fake vllm: loading broken-model" in (logs / "replica-0.log").read_text()
