@@ -128,7 +128,9 @@ class EndpointBackend:
         self.api = api
         self.bases = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
         self.path = "/chat/completions" if api == "chat" else "/completions"
-        self.concurrency = concurrency
+        # requests in flight per replica: 64 keeps a vLLM server's batch full of prefills without
+        # a deep queue in front of it (its scheduler admits up to max_num_seqs=256 at once)
+        self.concurrency = concurrency * len(self.bases)
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -142,7 +144,7 @@ class EndpointBackend:
         key = api_key or os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         # one pool for every thread: connections are kept alive and reused across requests
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         self._client = httpx.Client(timeout=timeout_s, limits=limits, headers=headers)
         self._probed = False
 
