@@ -1,6 +1,7 @@
 """MinHash near-dedup against datasketch and datatrove, on the same documents.
 
-    python benchmarks/bench_dedup.py [--synthetic-docs 20000] [--real-docs 0 (all)] [--baseline-docs 2000]
+    python benchmarks/bench_dedup.py [--synthetic-docs 20000 (0: none)] [--real-docs 0 (all)] [--baseline-docs 2000]
+                                     [--no-end-to-end]
 
 Runs on a synthetic corpus (pipeline.synth) and, when /work/shared/data holds it (or --corpus), on
 real text. For each corpus it prints:
@@ -15,12 +16,18 @@ real text. For each corpus it prints:
    step (its tokenizer, hashing, and its per-bucket signature files). The baselines run on the
    first --baseline-docs documents, ours on all.
 2. LSH + clustering, each in a fresh process warmed up on 1000 documents: wall time and peak RSS
-   above the RSS before the call, per document. Ours: `run_near_dedup` (P4: both datatrove steps on the local engine with one
-   worker, Parquet I/O, verification, components, keepers) from P1 signature files. datasketch:
+   above the RSS before the call, per document. Ours: `run_near_dedup` (P4 on the local engine with one worker:
+   one LshStep task up to 8 P1 tasks, else the bucket and candidate steps; verification, components,
+   keepers) from P1 signature files, 5,000 documents per task. datasketch:
    `MinHashLSH(params=(14, 8))`, insert every LeanMinHash, query every document, union-find.
 3. Pairwise precision / recall / F1 of the clusters against the ground truth: the connected
    components of the graph of pairs with exact 5-gram Jaccard >= the threshold (found exactly by
-   prefix filtering), for ours with and without verification and for datasketch.
+   prefix filtering), for ours with and without verification and for datasketch; and wrongful
+   removals: documents removed (not their cluster's smallest uid, the keeper when no document has a
+   quality) whose keeper is in another true component.
+4. On the real corpus, end to end as a user runs it, each in a fresh process with one worker:
+   `mixwright run` with only dedup enabled against datasketch (read, MinHash, MinHashLSH, union-find,
+   write the kept documents); wall and CPU time (CPU is the steadier figure on a shared machine).
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ import json
 import math
 import multiprocessing
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -98,15 +108,18 @@ def signature_throughput(texts: list[str], baseline_docs: int) -> dict[str, floa
     rates["datasketch shingling"] = per_second(lambda: [shingles(t, NGRAM) for t in subset], len(subset))
     shingle_sets = [s for s in (shingles(t, NGRAM) for t in subset) if s]
     for label, sign in (("datasketch", documented), ("datasketch shared-perm", shared_permutations)):
-        rates[f"{label} end-to-end"] = per_second(lambda: [sign(shingles(t, NGRAM)) for t in subset], len(subset))
-        rates[f"{label} signature-only"] = per_second(lambda: [sign(s) for s in shingle_sets], len(shingle_sets))
+        rates[f"{label} end-to-end"] = per_second(lambda f=sign: [f(shingles(t, NGRAM)) for t in subset], len(subset))
+        rates[f"{label} signature-only"] = per_second(lambda f=sign: [f(s) for s in shingle_sets], len(shingle_sets))
 
     with tempfile.TemporaryDirectory() as tmp:
-        step = MinhashDedupSignature(tmp, MinhashConfig(n_grams=NGRAM, num_buckets=BANDS, hashes_per_bucket=ROWS, seed=SEED))
+        trove_config = MinhashConfig(n_grams=NGRAM, num_buckets=BANDS, hashes_per_bucket=ROWS, seed=SEED)
+        step = MinhashDedupSignature(tmp, trove_config)
         docs = [Document(text=t, id=str(i)) for i, t in enumerate(subset)]
         rates["datatrove end-to-end"] = per_second(lambda: step.run(iter(docs)), len(docs))
         trove_shingles = [s for s in (step.get_shingles(t) for t in subset) if s.size]
-        rates["datatrove signature-only"] = per_second(lambda: [step.get_signature(s) for s in trove_shingles], len(trove_shingles))
+        rates["datatrove signature-only"] = per_second(
+            lambda: [step.get_signature(s) for s in trove_shingles], len(trove_shingles)
+        )
     return rates
 
 
@@ -124,7 +137,8 @@ def _ours(folder: str, verify: bool, warm_up: bool = True) -> dict[str, Any]:
     engine = EngineConfig(kind="local", workers=1)
 
     def run() -> list[tuple[int, int]]:
-        run_near_dedup(Path(folder) / "signatures", Path(folder) / "documents", work, config, engine, show_progress=False)
+        signatures, documents = Path(folder) / "signatures", Path(folder) / "documents"
+        run_near_dedup(signatures, documents, work, config, engine, show_progress=False)
         return _our_clusters(work)
 
     if warm_up:
@@ -218,7 +232,8 @@ def write_inputs(texts: list[str], folder: Path, tasks: int) -> None:
     config = DedupConfig(ngram=NGRAM, bands=BANDS, rows=ROWS, seed=SEED)
     per = math.ceil(len(texts) / tasks)
     for rank in range(tasks):
-        docs = [Document(text=t, id=f"d{i:07d}", metadata={"uid": i}) for i, t in enumerate(texts) if rank * per <= i < (rank + 1) * per]
+        mine = range(rank * per, min((rank + 1) * per, len(texts)))
+        docs = [Document(text=texts[i], id=f"d{i:07d}", metadata={"uid": i}) for i in mine]
         write_documents(task_file(folder / "documents", rank), docs)
         list(MinhashSignatureStep(config, folder / "signatures").run(iter(docs), rank=rank))
 
@@ -264,11 +279,103 @@ def components(pairs: list[tuple[int, int]]) -> dict[int, int]:
     return dict(zip(nodes.tolist(), labels.tolist()))
 
 
+def wrongful_removals(labels: dict[int, int], truth: dict[int, int]) -> int:
+    """Removed documents whose keeper (their cluster's smallest uid) is in another true component."""
+    keeper: dict[int, int] = {}
+    for uid, label in labels.items():
+        keeper[label] = min(uid, keeper.get(label, uid))
+    removed = [(uid, keeper[label]) for uid, label in labels.items() if uid != keeper[label]]
+    # a document outside every true component is alone in its own
+    return sum(truth.get(uid, ("alone", uid)) != truth.get(kept, ("alone", kept)) for uid, kept in removed)
+
+
 def prf(predicted: set[tuple[int, int]], truth: set[tuple[int, int]]) -> tuple[float, float, float]:
     hits = len(predicted & truth)
     precision = hits / len(predicted) if predicted else 1.0
     recall = hits / len(truth) if truth else 1.0
     return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+# --- 4. end to end, whole process, one worker ---------------------------------------------------
+
+DEDUP_ONLY = """\
+input:    {{paths: [{corpus}], format: auto, text_field: text, id_field: id}}
+output:   {{dir: {output}}}
+engine:   {{kind: local, workers: 1}}
+langid:   {{enabled: false}}
+filters:  []
+students: {{enabled: false}}
+decontam: {{enabled: false}}
+"""
+
+
+def datasketch_end_to_end(corpus: str, output: str) -> None:
+    """datasketch in one process: read, shingle (our normalization), `MinHash(112, seed)` per
+    document, `MinHashLSH(params=(14, 8))` insert and query, union-find, write the kept documents."""
+    import datasketch
+
+    from stages.minhash import shingles
+
+    texts = load_texts(Path(corpus))
+    lsh = datasketch.MinHashLSH(threshold=0.72, num_perm=NUM_PERM, params=(BANDS, ROWS))
+    sketches = {}
+    for i, text in enumerate(texts):
+        words = shingles(text, NGRAM)
+        if words:
+            sketch = datasketch.MinHash(num_perm=NUM_PERM, seed=SEED)
+            sketch.update_batch(words)
+            sketches[i] = datasketch.LeanMinHash(sketch)
+            lsh.insert(i, sketches[i], check_duplication=False)
+    parent = list(range(len(texts)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, sketch in sketches.items():
+        for other in lsh.query(sketch):
+            a, b = find(i), find(other)
+            parent[max(a, b)] = min(a, b)
+    with open(output, "w") as out:
+        for i, text in enumerate(texts):
+            if find(i) == i:
+                out.write(json.dumps({"id": i, "text": text}) + "\n")
+
+
+def _timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user + system) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def end_to_end(corpus: Path) -> None:
+    """`mixwright run` with only dedup enabled (one local worker: read, P1 signatures, P4, P5
+    removal, the mixture written), against datasketch_end_to_end, each a fresh process."""
+    print(f"\n=== end to end, whole process, one worker: {corpus.name} ===")
+    runner = "import sys; from pipeline.cli import main; sys.argv[0] = 'mixwright'; main()"
+    baseline = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "import bench_dedup; bench_dedup.datasketch_end_to_end(*sys.argv[1:])"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "dedup.yaml"
+        config.write_text(DEDUP_ONLY.format(corpus=corpus, output=Path(tmp) / "run"))
+        runs = {
+            "datasketch": _timed([sys.executable, "-c", baseline, str(corpus), str(Path(tmp) / "kept.jsonl")]),
+            "ours (exact + url + minhash, the default)": _timed([sys.executable, "-c", runner, "run", str(config)]),
+        }
+        no_exact = ["--set", "dedup.exact=false", "--set", "dedup.url=false", "--output", str(Path(tmp) / "run2")]
+        runs["ours (minhash only)"] = _timed([sys.executable, "-c", runner, "run", str(config), *no_exact])
+    wall, cpu = runs["datasketch"]
+    for label, (w, c) in runs.items():
+        ratios = f"datasketch/this {wall / w:4.2f}x wall, {cpu / c:4.2f}x CPU"
+        print(f"  {label:42s} {w:7.1f} s wall {c:7.1f} s CPU   {ratios}")
 
 
 # --- driver -------------------------------------------------------------------------------------
@@ -301,13 +408,16 @@ def bench(name: str, texts: list[str], baseline_docs: int) -> None:
             "ours (no verify)": in_fresh_process(_ours, str(folder), False),
             "datasketch MinHashLSH": in_fresh_process(_datasketch, str(folder)),
         }
-    truth = same_cluster_pairs(components(exact_pairs(texts, threshold)))
+    true_components = components(exact_pairs(texts, threshold))
+    truth = same_cluster_pairs(true_components)
     print(f"  LSH + clustering (threshold {threshold:.3f}, {len(truth)} true same-cluster pairs):")
     for label, run in runs.items():
-        p, r, f = prf(same_cluster_pairs(dict(run["clusters"])), truth)
+        labels = dict(run["clusters"])
+        p, r, f = prf(same_cluster_pairs(labels), truth)
         print(
             f"    {label:24s} {run['seconds']:7.2f} s  {len(texts) / run['seconds']:9.0f} docs/s  "
-            f"{run['peak_bytes'] / len(texts):7.0f} B/doc peak   P {p:.3f} R {r:.3f} F1 {f:.3f}"
+            f"{run['peak_bytes'] / len(texts):7.0f} B/doc peak   P {p:.3f} R {r:.3f} F1 {f:.3f}  "
+            f"wrongful removals {wrongful_removals(labels, true_components)}"
         )
     ours, theirs = runs["ours (verify)"], runs["datasketch MinHashLSH"]
     print(
@@ -320,19 +430,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic-docs", type=int, default=20000)
     parser.add_argument("--real-docs", type=int, default=0, help="0 = the whole real corpus")
-    parser.add_argument("--baseline-docs", type=int, default=2000, help="documents timed for datasketch and datatrove signatures")
+    parser.add_argument("--baseline-docs", type=int, default=2000, help="documents timed for the baselines' signatures")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the whole-process runs on the real corpus")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from pipeline.engine import configure_logging
 
     configure_logging()
-    with tempfile.TemporaryDirectory() as tmp:
-        bench("synthetic", synthetic_texts(args.synthetic_docs, Path(tmp)), args.baseline_docs)
-    if args.corpus.is_file():
-        bench(f"real ({args.corpus.name})", load_texts(args.corpus, args.real_docs or None), args.baseline_docs)
-    else:
+    if args.synthetic_docs:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench("synthetic", synthetic_texts(args.synthetic_docs, Path(tmp)), args.baseline_docs)
+    if not args.corpus.is_file():
         print(f"\n(no real corpus at {args.corpus}: skipped)")
+        return
+    bench(f"real ({args.corpus.name})", load_texts(args.corpus, args.real_docs or None), args.baseline_docs)
+    if not args.no_end_to_end:
+        end_to_end(args.corpus)
 
 
 if __name__ == "__main__":
