@@ -238,7 +238,8 @@ def test_a_model_that_cannot_load_fails_fast_with_its_error(ray_two_gpus, monkey
                  log_dir=str(logs))
     # the replica's own output, which Ray would keep in a worker log on its node, is in the message
     assert "last lines of" in str(failed.value) and "not enough free memory" in str(failed.value)
-    assert "fake vllm: loading broken-model" in (logs / "replica-0.log").read_text()
+    failed_log = str(failed.value).split("last lines of ", 1)[1].split(":\n", 1)[0]
+    assert "fake vllm: loading broken-model" in Path(failed_log).read_text() and Path(failed_log).parent == logs
     with pytest.raises(ConfigError, match="teacher.replicas=3"):
         annotate(sample("x"), vllm_teacher(replicas=3), TAXONOMY, RUBRIC, ray_two_gpus / "d")
 

@@ -188,7 +188,7 @@ class Replica:
                 "text": completion.text,
             }
             if completion.logprobs:
-                first = completion.logprobs[0]
+                first = completion.logprobs[0] or {}  # FlatLogprobs may hold None at a position
                 answer["top"] = {self._decoded(tid, lp): lp.logprob for tid, lp in first.items()}
             raw[i] = answer
         return raw
