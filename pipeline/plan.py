@@ -9,7 +9,6 @@ the figure it produces, and each has a flag to replace it.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +82,10 @@ def estimate(tokens: float, cores: int, gpus: int, throughput: dict[str, Any], a
     teacher_tokens = a.teacher_docs * (a.teacher_prompt_tokens + (a.questions_per_doc - 1) * a.question_tokens)
     gpu_hours = teacher_tokens / a.gpu_prefill_tokens_per_s / 3600
     copy_bytes = tokens * a.bytes_per_token / a.parquet_ratio
-    signature_bytes = docs * (a.num_perm * 4 + 8)
-    shuffle_bytes = docs * a.bands * 16  # (band hash, uid) per band, 8 + 8 bytes
+    # per document: the signature, uid and shingle count; per word: its shingle's 4-byte hash (P4
+    # verifies pairs near the threshold exactly from them)
+    signature_bytes = docs * (a.num_perm * 4 + 16) + words * 4
+    shuffle_bytes = docs * a.bands * 28  # per band: key 8 + uid 8 + task 4 + row 4 + partition 4 bytes
     return {
         "tokens": tokens,
         "words": words,
@@ -108,15 +109,20 @@ def _size(n: float) -> str:
     return f"{n:.1f} EB"
 
 
-def print_plan(est: dict[str, Any], cores: int, gpus: int, throughput: dict[str, Any], a: Assumptions, console: Console) -> None:
-    table = Table(title=f"Capacity plan: {est['tokens']:.3g} tokens on {cores} cores and {gpus} GPUs", title_justify="left")
+def print_plan(
+    est: dict[str, Any], cores: int, gpus: int, throughput: dict[str, Any], a: Assumptions, console: Console
+) -> None:
+    title = f"Capacity plan: {est['tokens']:.3g} tokens on {cores} cores and {gpus} GPUs"
+    table = Table(title=title, title_justify="left")
     table.add_column("item")
     table.add_column("estimate", justify="right")
     table.add_column("from (assumption or measurement)")
     source = f"measured by bench_pipeline.py on {throughput['measured_on']}"
-    table.add_row("documents", f"{est['docs']:.3g}", f"{a.words_per_token} words/token, {throughput['words_per_doc']:.0f} words/doc ({source})")
+    per_doc = f"{a.words_per_token} words/token, {throughput['words_per_doc']:.0f} words/doc ({source})"
+    table.add_row("documents", f"{est['docs']:.3g}", per_doc)
     for name, phase in est["phases"].items():
-        table.add_row(f"CPU {name}", f"{phase['core_hours']:,.0f} core-h", f"{phase['words_per_s_per_core']:,.0f} words/s/core ({source})")
+        speed = f"{phase['words_per_s_per_core']:,.0f} words/s/core ({source})"
+        table.add_row(f"CPU {name}", f"{phase['core_hours']:,.0f} core-h", speed)
     table.add_row("CPU total", f"{est['cpu_core_hours']:,.0f} core-h", "sum of the phases")
     table.add_row(
         "GPU teacher",
@@ -124,12 +130,15 @@ def print_plan(est: dict[str, Any], cores: int, gpus: int, throughput: dict[str,
         f"{a.teacher_docs:,} docs x {a.teacher_prompt_tokens:,} prompt tokens, {a.questions_per_doc} questions "
         f"(prefix cached), {a.gpu_prefill_tokens_per_s:,.0f} prefill tokens/s/GPU ({a.gpu_source})",
     )
-    table.add_row("dedup signatures", _size(est["signature_bytes"]), f"{a.num_perm} x 4 B + 8 B uid per document")
-    table.add_row("dedup shuffle (LSH buckets)", _size(est["shuffle_bytes"]), f"{a.bands} bands x (8 B hash + 8 B uid) per document")
+    signatures = f"{a.num_perm} x 4 B + 16 B per document, 4 B shingle hash per word"
+    table.add_row("dedup signatures", _size(est["signature_bytes"]), signatures)
+    shuffle = f"{a.bands} bands x 28 B per document (above 8 P1 tasks)"
+    table.add_row("dedup shuffle (LSH buckets)", _size(est["shuffle_bytes"]), shuffle)
     table.add_row(
         "peak disk",
         _size(est["peak_disk_bytes"]),
-        f"input + {a.live_copies} phase copies at {a.bytes_per_token} B/token / {a.parquet_ratio}x zstd, + signatures + shuffle",
+        f"input + {a.live_copies} phase copies at {a.bytes_per_token} B/token / {a.parquet_ratio}x zstd, "
+        "+ signatures + shuffle",
     )
     table.add_row(
         "wall clock",

@@ -23,6 +23,7 @@ collisions (datasketch issue #212).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -283,10 +284,16 @@ def shingles_file(path: str | Path) -> Path:
 
 
 def write_signatures(
-    path: str | Path, uids: np.ndarray, ids: list[str], matrix: np.ndarray, shingle_ends: np.ndarray, shingles_tmp: Path
+    path: str | Path,
+    uids: np.ndarray,
+    ids: list[str],
+    matrix: np.ndarray,
+    shingle_ends: np.ndarray,
+    shingles_tmp: Path | None,
 ) -> None:
     """A signature file (uid, id, shingles_end), its matrix and its shingle hashes (already
-    written to `shingles_tmp`). The Parquet file, written last, marks a complete set.
+    written to `shingles_tmp`, None when `dedup.verify` is off: nothing reads them then). The
+    Parquet file, written last, marks a complete set.
 
     The matrix is a plain .npy, so that P4 reads chunks or single rows without Parquet decoding.
     The shingle hashes (4 B a word) let P4 verify a pair near the threshold exactly without reading
@@ -298,7 +305,8 @@ def write_signatures(
     with tmp.open("wb") as fh:
         np.save(fh, np.ascontiguousarray(matrix, dtype=np.uint32))
     os.replace(tmp, target)
-    os.replace(shingles_tmp, shingles_file(path))
+    if shingles_tmp is not None:
+        os.replace(shingles_tmp, shingles_file(path))
     table = pa.table(
         {
             "uid": pa.array(uids, pa.int64()),
@@ -372,14 +380,15 @@ class MinhashSignatureStep(PipelineStep):
         hasher = MinHasher.from_config(self.config)
         path = task_file(self.signatures_dir, rank)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shingles_tmp = path.with_name(f".{path.name}.shingles-{os.getpid()}")
+        # `dedup.verify` off: nothing reads the shingles, the largest part of the files (4 B a word)
+        shingles_tmp = path.with_name(f".{path.name}.shingles-{os.getpid()}") if self.config.verify else None
         uids: list[np.ndarray] = []
         ids: list[str] = []
         sigs: list[np.ndarray] = []
         sizes: list[np.ndarray] = []
         batch = []
         # the shingle hashes go to disk batch by batch: 4 B a word, more than the signatures
-        with shingles_tmp.open("wb") as shingles_out:
+        with shingles_tmp.open("wb") if shingles_tmp else contextlib.nullcontext() as shingles_out:
             for doc in data:
                 batch.append(doc)
                 if len(batch) == self.batch_size:
@@ -391,16 +400,23 @@ class MinhashSignatureStep(PipelineStep):
                 yield from batch
         signatures = np.concatenate(sigs) if sigs else np.empty((0, hasher.num_perm), dtype=np.uint32)
         ends = np.cumsum(np.concatenate(sizes)) if sizes else np.empty(0, np.int64)
-        write_signatures(
-            path, np.concatenate(uids) if uids else np.empty(0, np.int64), ids, signatures, ends, shingles_tmp
-        )
+        all_uids = np.concatenate(uids) if uids else np.empty(0, np.int64)
+        write_signatures(path, all_uids, ids, signatures, ends, shingles_tmp)
 
     def _sign(
-        self, hasher: MinHasher, batch: list, uids: list, ids: list, sigs: list, sizes: list, shingles_out: BinaryIO
+        self,
+        hasher: MinHasher,
+        batch: list,
+        uids: list,
+        ids: list,
+        sigs: list,
+        sizes: list,
+        shingles_out: BinaryIO | None,
     ) -> None:
         with self.track_time():
             signatures, mask, flat, counts = hasher.signatures_and_shingles([doc.text for doc in batch])
-            shingles_out.write(flat.tobytes())
+            if shingles_out is not None:
+                shingles_out.write(flat.tobytes())
         kept = [doc for doc, has in zip(batch, mask) if has]
         uids.append(np.array([doc.metadata["uid"] for doc in kept], dtype=np.int64))
         ids.extend(str(doc.id) for doc in kept)
