@@ -270,7 +270,8 @@ def test_committed_synthbench_in_sync(corpus):
 # Non-English documents for per-language filtering (generate_multilingual).
 # ----------------------------------------------------------------------------------------------
 
-ML_LANGUAGES = ("zh", "ja", "th", "vi", "ru", "de", "fr", "es", "ar", "hi", "ko", "it", "pt", "nl", "pl", "tr", "id")
+# Every language with a data file in configs/synth/languages/.
+ML_LANGUAGES = tuple("zh ja ko th vi hi ar ru de fr es it pt nl pl tr id cs he fa ur".split())
 ML_DOCS = 40
 
 
@@ -286,7 +287,7 @@ def multilingual(tmp_path_factory) -> dict[str, list[str]]:
 
 
 def test_multilingual_languages_deterministic_and_independent(tmp_path, multilingual):
-    assert set(ML_LANGUAGES) <= set(multilingual)
+    assert set(ML_LANGUAGES) == set(multilingual)
     generate_multilingual(tmp_path / "a", 5, ["fr", "ja"], seed=1)
     generate_multilingual(tmp_path / "b", 5, ["fr", "ja"], seed=1)
     generate_multilingual(tmp_path / "c", 5, ["ja"], seed=1)
@@ -347,6 +348,10 @@ ML_FILTERS = {
     "pl": ("pol_Latn", "spacy", "w i na z do się od a jest", 3, 12),
     "tr": ("tur_Latn", "spacy", "ve bir bu ile için olan da de", 3, 21),
     "id": ("ind_Latn", "spacy", "dan yang di pada dari ini dengan adalah untuk dalam", 3, 12),
+    "cs": ("ces_Latn", "spacy", "v a se na je z s do", 3, 11),
+    "he": ("heb_Hebr", "spacy", "של את על הוא עם גם היה היא", 2, 9),
+    "fa": ("fas_Arab", "spacy", "در و به از که است این را با", 2, 9),
+    "ur": ("urd_Arab", "indicnlp", "کے میں کی اور ہے سے کا نے اس", 2, 31),
 }
 
 
