@@ -28,7 +28,7 @@ from loguru import logger
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.config import EngineConfig
-from pipeline.errors import ConfigError, PhaseFailed
+from pipeline.errors import ConfigError, MixwrightError, PhaseFailed
 
 # Ray resubmits a task whose worker process or node died this many times (datatrove's own limit).
 MAX_RETRIES = 3
@@ -124,13 +124,20 @@ def ensure_ray(engine: EngineConfig) -> None:
         _connect(engine.address)
     else:
         # address="local": embedded, never an unrelated cluster that `ray start` left on this machine
-        ray.init(
-            address="local",
-            num_cpus=engine.workers or os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        try:
+            ray.init(
+                address="local",
+                num_cpus=engine.workers or os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except Exception as exc:  # e.g. Ray's fixed 30 s for its raylet to register (ray/_private/node.py)
+            ray.shutdown()
+            raise MixwrightError(
+                f"the embedded Ray did not start: {exc} (load average {os.getloadavg()[0]:.0f} on {os.cpu_count()} "
+                "CPUs); rerun when the machine is less busy, or set engine.kind=local"
+            ) from exc
 
 
 _AUTH_HELP = (
@@ -141,9 +148,11 @@ _AUTH_HELP = (
 
 def _connect(address: str) -> None:
     """Join an existing cluster; a wrong address or token is a ConfigError, never a hang or a traceback."""
-    import ray
     from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 
+    if address == "auto":  # the cluster `ray start` left on this node; Ray applies its own auth rule
+        _init_cluster(address)
+        return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(
@@ -162,6 +171,12 @@ def _connect(address: str) -> None:
         # `ray start --head`); ray.init never applies that rule to an explicit address, so apply it here.
         # The token then goes only to this machine, and a cluster without auth ignores it.
         maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    _init_cluster(address)
+
+
+def _init_cluster(address: str) -> None:
+    import ray
+
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
@@ -244,14 +259,15 @@ def run_steps(
     monitor.start()
     error: BaseException | None = None
     try:
-        executor.run()
-    except KeyboardInterrupt:
+        try:
+            executor.run()
+        finally:
+            monitor.stop()
+    except KeyboardInterrupt:  # the stall interrupt may land while the monitor is being stopped, too
         if not stalled.is_set():
             raise
-    except Exception as exc:  # a step raised (local engine); the task log has the traceback
+    except Exception as exc:  # a step raised; the task log has the traceback
         error = exc
-    finally:
-        monitor.stop()
     unfinished = sorted(set(range(tasks)) - completed_ranks(logging_dir))
     if stalled.is_set() and unfinished:
         raise PhaseFailed(
