@@ -21,8 +21,8 @@ import yaml
 
 from classifiers.taxonomy import Rubric, load_rubric
 from pipeline.config import CONFIGS_DIR
-from pipeline.errors import ConfigError
 from pipeline.docio import read_documents, write_json_atomic
+from pipeline.errors import ConfigError
 
 DEFAULT_HYPERPARAMS = CONFIGS_DIR / "students.yaml"
 INDEX_FILE = "students.json"
