@@ -29,6 +29,7 @@ from datatrove.data import Document
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeadersParserException
 
 from pipeline.docio import open_input
 
@@ -40,7 +41,7 @@ OTHER_RECORDS = ("warcinfo", "request", "metadata", "revisit", "continuation")
 _SNIFF_BYTES = 2048
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 # Errors warcio and zlib raise on a broken archive; after one, the stream cannot be resynchronised.
-ARCHIVE_ERRORS = (ArchiveLoadFailed, EOFError, OSError, zlib.error, ValueError)
+ARCHIVE_ERRORS = (ArchiveLoadFailed, StatusAndHeadersParserException, EOFError, OSError, zlib.error, ValueError)
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _SYNC_BLOCK = 1 << 20
 
@@ -114,7 +115,7 @@ def warc_records(path: str, start: int, stop: int) -> Iterator[tuple[int, Docume
     except ArchiveLoadFailed as exc:
         if start == 0 and "non-chunked gzip" in str(exc):
             # Gzipped as one stream (ClueWeb does this): readable only from the start, as datatrove
-            # reads every file, so the planner's scan left it whole. Offsets are then uncompressed.
+            # reads every file; the other tasks found no record boundary. Offsets are uncompressed.
             yield from _whole_gzip_records(path, skip=seen)
         else:
             yield offset, f"unparseable WARC record at byte {offset}: {type(exc).__name__}: {exc}"
@@ -144,7 +145,11 @@ def _iterate(f: Any, path: str, stop: int) -> Iterator[tuple[int, Document | str
         elif record.rec_type not in PAYLOAD_RECORDS:
             yield offset, f"WARC record at byte {offset} has no known WARC-Type (found {record.rec_type!r})"
         else:
-            yield offset, record_document(record, path, offset)
+            try:
+                payload = record_document(record, path, offset)
+            except Exception as exc:  # bad chunking or Content-Encoding: this record's payload only
+                payload = f"undecodable WARC record at byte {offset}: {type(exc).__name__}: {exc}"
+            yield offset, payload
 
 
 def record_document(record: ArcWarcRecord, path: str, offset: int) -> Document | str:
