@@ -59,14 +59,49 @@ class EngineConfig(Section):
     stall_timeout_s: float = Field(default=1800.0, gt=0)
 
 
-class LangIdConfig(Section):
-    enabled: bool = True
-    languages: list[str] = Field(default_factory=lambda: ["en"])
-    min_score: float = Field(default=0.65, ge=0.0, le=1.0)
-
-
 # The heuristic filter presets; stages/heuristics.py builds each one (a test keeps the two in step).
 FILTER_PRESETS = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality")
+# One <lid.176 code>.yaml per language: its word tokenizer and its filter parameters (mostly FineWeb-2's).
+LANGUAGES_DIR = CONFIGS_DIR / "languages"
+
+
+def known_languages() -> list[str]:
+    return sorted(path.stem for path in LANGUAGES_DIR.glob("*.yaml"))
+
+
+class LangIdConfig(Section):
+    enabled: bool = True
+    # Listing a language is all it takes: its documents are filtered with configs/languages/<code>.yaml.
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    min_score: float = Field(default=0.65, ge=0.0, le=1.0)
+    # Per-language filter parameters over that file, e.g. {fr: {gopher_quality: {min_stop_words: 1}}}.
+    overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, languages: list[str]) -> list[str]:
+        known = known_languages()
+        unknown = [code for code in languages if code not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown language code(s) {', '.join(map(repr, unknown))}; expected lid.176 codes with settings "
+                f"in configs/languages/: {', '.join(known)}"
+            )
+        return languages
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_listed(cls, overrides: dict[str, dict[str, dict[str, Any]]], info: Any) -> dict:
+        languages = info.data.get("languages", [])
+        for code, presets in overrides.items():
+            if code not in languages:
+                raise ValueError(f"langid.overrides.{code}: language {code!r} is not in langid.languages {languages}")
+            for name in presets:
+                if name not in FILTER_PRESETS:
+                    raise ValueError(
+                        f"langid.overrides.{code}.{name}: unknown filter preset; known: {', '.join(FILTER_PRESETS)}"
+                    )
+        return overrides
 
 
 class FilterSpec(Section):
@@ -290,6 +325,8 @@ class Config(Section):
     filters: list[str | FilterSpec] = Field(
         default_factory=lambda: list(FILTER_PRESETS)
     )
+    # fused: one tokenization per document (stages/fused_heuristics.py); datatrove: its filters, the reference.
+    filters_implementation: Literal["fused", "datatrove"] = "fused"
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     students: StudentsConfig = Field(default_factory=StudentsConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)

@@ -37,8 +37,7 @@ from stages.decontam import ContaminationFilter
 from stages.dedup import DedupFilter, assign_clusters, lsh_step_lists
 from stages.exact_dedup import EXACT_STAGE, URL_STAGE, DedupKeyStep, DuplicateFilter, DuplicateKeysStep
 from stages.extract import EXTRACT_STAGE, HtmlExtractor
-from stages.heuristics import build_filter
-from stages.langid import LanguageFilter, LanguageTagger
+from stages.heuristics import build_heuristic_steps
 from stages.minhash import MinhashSignatureStep
 from stages.mixture_writer import MixtureWriter, write_manifest
 from stages.reader import Shard, ShardReader
@@ -116,9 +115,7 @@ def _filter_steps(ctx: RunContext) -> list[StepRun]:
     ]
     if any(shard.kind == "warc" for shard in ctx.shards):
         steps.append(HtmlExtractor(ctx.rejects(EXTRACT_STAGE)))
-    if cfg.langid.enabled:
-        steps += [LanguageTagger(), LanguageFilter(cfg.langid, ctx.rejects("langid"))]
-    steps += [build_filter(spec, run.rejected) for spec in cfg.filters]
+    steps += build_heuristic_steps(cfg.filters, cfg.langid, run.rejected, cfg.filters_implementation)
     if cfg.dedup.enabled:
         steps.append(MinhashSignatureStep(cfg.dedup, _signatures(ctx)))
     steps.append(PhaseOutput(ctx.docs("p1_filter")))
