@@ -97,4 +97,6 @@ class HeuristicFilters(PipelineStep):
                 self.stat_update(StatHints.dropped, f"{preset}/{reason}")
                 if reason:
                     doc.metadata["filter_reason"] = reason
+                if self.route_by_language:  # rejected/<preset>/ rows say which language's rules dropped them
+                    doc.metadata["reject_details"] = {"language": self._language(doc)}
                 self.writers[preset].write(doc, rank)

@@ -3,6 +3,8 @@ and the fused step's internals that the document comparisons cannot reach (vocab
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -44,6 +46,7 @@ def test_steps_and_reject_writers(tmp_path):
     c4 = pq.read_table(tmp_path / "c4_quality").to_pylist()
     assert [(r["id"], r["reason"]) for r in quality] == [("short", "gopher_short_doc")]
     assert [(r["id"], r["reason"]) for r in c4] == [("curly", "curly_bracket")]
+    assert json.loads(c4[0]["details"]) == {"language": "en"}
 
 
 def test_no_filters_and_no_langid():
