@@ -86,21 +86,20 @@ def _processes_using(folder: Path) -> list[str]:
             text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if str(folder) in text:
+        if f"{folder}/" in text:
             found.append(text[:200])
     return found
 
 
 @pytest.fixture(scope="module")
 def started_cluster(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """`ray start --head --port P` and one `ray start --address 127.0.0.1:P` worker node, on loopback.
-
-    Ray turns token auth on for a head node when ~/.ray/auth_token exists (as after any embedded
-    run: `ray.init()` creates it); a worker node then needs RAY_AUTH_MODE=token, as the README says."""
+    """The README's commands: `ray get-auth-token --generate`, `ray start --head --port P` and one
+    `ray start --address 127.0.0.1:P` worker node, all with RAY_AUTH_MODE=token as Ray's CLI needs."""
     root = tmp_path_factory.mktemp("ray_start")
     home = root / "home"
     home.mkdir()
-    subprocess.run(["ray", "get-auth-token", "--generate"], env=_user_env(home), check=True, capture_output=True)
+    env = _user_env(home, RAY_AUTH_MODE="token")
+    subprocess.run(["ray", "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
     port = _free_port()
     head_log, worker_log = root / "head" / "out.log", root / "worker" / "out.log"
     head_log.parent.mkdir()
@@ -116,13 +115,13 @@ def started_cluster(tmp_path_factory) -> Iterator[tuple[str, Path]]:
                 "--ray-client-server-port",
                 str(_free_port()),
             ],
-            _user_env(home),
+            env,
             head_log,
         )
     ]
     try:
         _wait_started(procs[0], head_log)
-        procs.append(_ray_start(["--address", f"127.0.0.1:{port}"], _user_env(home, RAY_AUTH_MODE="token"), worker_log))
+        procs.append(_ray_start(["--address", f"127.0.0.1:{port}"], env, worker_log))
         _wait_started(procs[1], worker_log)
         yield f"127.0.0.1:{port}", home
     finally:
@@ -145,7 +144,8 @@ def _run_command(tmp_path: Path, corpus: Path, name: str, address: str, workers:
 def test_ray_start_cluster_matches_local(started_cluster, reference_run, small_corpus, tmp_path):
     address, home = started_cluster
     command, run_dir = _run_command(tmp_path, small_corpus, "cluster", address)
-    # RAY_AUTH_MODE unset, as in the user's shell: the engine applies Ray's head-node rule to a loopback address
+    # RAY_AUTH_MODE unset, as in a shell without the README's export (the issue's failing case): the
+    # engine applies Ray's head-node rule to a loopback address
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_user_env(home))
     assert result.returncode == 0, result.stderr[-3000:]
     assert run_outputs(run_dir) == run_outputs(reference_run)
