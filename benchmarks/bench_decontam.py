@@ -36,9 +36,8 @@ import numpy as np
 
 from decontam.benchmarks import Benchmark, load_benchmark, load_benchmarks
 from decontam.index import BenchmarkIndex
-from decontam.lcs import brute_force_matches, lcs_length, required_lcs, window_length
+from decontam.lcs import Rule, brute_force_matches, lcs_length
 from decontam.tokenize import WordTokenizer
-from pipeline.config import DecontamConfig
 from pipeline.synth import SHARED_POOLS, edit_words, generate
 
 DATA = Path("/work/shared/data")
@@ -53,6 +52,7 @@ REAL_SPECS = [
 ]
 NGRAM = 13
 WORDS = WordTokenizer()
+BATCH = 256  # documents per call of the index's compiled filter, as ContaminationFilter batches them
 
 
 def cpu_time(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -76,18 +76,19 @@ class NgramLookup:
         return not self.grams.isdisjoint(zip(*(tokens[i:] for i in range(NGRAM))))
 
 
-def naive_scan(index: BenchmarkIndex, text: str, config: DecontamConfig) -> set[int]:
+def naive_pair(doc: Sequence, item: Sequence, rule: Rule) -> bool:
+    """The exact rule for one pair without any filter: rapidfuzz LCS on every window."""
+    if len(item) < rule.min_tokens:
+        return False
+    w = rule.window(len(item)) if rule.mode == "window" else len(doc)
+    k = rule.required(min(w, len(doc)), len(item))
+    return any(lcs_length(doc[s : s + w], item, k) for s in range(max(1, len(doc) - w + 1)))
+
+
+def naive_scan(index: BenchmarkIndex, text: str, rule: Rule) -> set[int]:
     """The exact rule without the index: rapidfuzz on every window of every item."""
     doc = index.index.encode(WORDS.tokens(text))
-    found = set()
-    for i, item in enumerate(index.index.items):
-        if len(item) < config.min_tokens:
-            continue
-        w = window_length(config.window_factor, len(item))
-        k = required_lcs(config.min_tokens, config.ratio, min(w, len(doc)), len(item))
-        if any(lcs_length(doc[s : s + w], item, k) for s in range(max(1, len(doc) - w + 1))):
-            found.add(i)
-    return found
+    return {i for i, item in enumerate(index.index.texts) if naive_pair(doc, item, rule)}
 
 
 def rate(n: int, d: int) -> str:
@@ -97,18 +98,26 @@ def rate(n: int, d: int) -> str:
 Planted = tuple[float, tuple[str, str]] | None  # (edit rate, (benchmark, item id)) of a planted copy
 
 
-def compare(label: str, benchmarks: list[Benchmark], texts: list[str], planted: list[Planted], naive_docs: int,
-            args: argparse.Namespace) -> None:
+def compare(
+    label: str,
+    benchmarks: list[Benchmark],
+    texts: list[str],
+    planted: list[Planted],
+    naive_docs: int,
+    args: argparse.Namespace,
+) -> None:
     """Throughput of ours vs the baselines, agreement with the brute force, 13-gram recall."""
-    config = DecontamConfig()
-    (index, build) = cpu_time(lambda: BenchmarkIndex(benchmarks, config))
+    rule = Rule()
+    (index, build) = cpu_time(lambda: BenchmarkIndex(benchmarks, rule, WORDS))
     items = len(index.refs)
     print(f"\n== {label}: {len(texts)} documents, {items} items, index built in {build:.1f}s CPU")
-    rows, ours = cpu_time(lambda: [index.scan(t) for t in texts])
+    rows, ours = cpu_time(
+        lambda: [r for i in range(0, len(texts), BATCH) for r in index.scan_many(texts[i : i + BATCH])]
+    )
     ngram = NgramLookup(benchmarks)
     flags, base = cpu_time(lambda: [ngram.flagged(t) for t in texts])
     sample = texts[:naive_docs]
-    naive, naive_t = cpu_time(lambda: [naive_scan(index, t, config) for t in sample])
+    naive, naive_t = cpu_time(lambda: [naive_scan(index, t, rule) for t in sample])
     # Half random pairs, half (document, planted item) pairs: the brute force sees both outcomes.
     rng = random.Random(0)
     refs = {ref: n for n, ref in enumerate(index.refs)}
@@ -118,7 +127,7 @@ def compare(label: str, benchmarks: list[Benchmark], texts: list[str], planted: 
     item_tokens = [WORDS.tokens(t) for b in benchmarks for t in b.texts]
 
     def brute() -> list[bool]:
-        return [bool(brute_force_matches(WORDS.tokens(texts[d]), [item_tokens[i]], "window", 2.0, 13, 0.6)) for d, i in pairs]
+        return [bool(brute_force_matches(WORDS.tokens(texts[d]), [item_tokens[i]], rule)) for d, i in pairs]
 
     brute_flags, brute_t = cpu_time(brute)
     ours_pairs = [refs_hit(rows[d], refs, i) for d, i in pairs]
@@ -126,19 +135,29 @@ def compare(label: str, benchmarks: list[Benchmark], texts: list[str], planted: 
     per_pair = brute_t / len(pairs)
     print(f"ours (index + exact LCS):  {len(texts) / ours:10.1f} docs/s")
     print(f"13-gram lookup:            {len(texts) / base:10.1f} docs/s  -> ours takes {ours / base:.2f}x its time")
-    print(f"naive exact (no index):    {len(sample) / naive_t:10.2f} docs/s on {len(sample)} docs  -> ours {naive_t / len(sample) / (ours / len(texts)):,.0f}x faster; same matches: {naive_agree}")
-    print(f"brute-force DP reference:  {per_pair * 1000:10.1f} ms per (doc, item) pair on {len(pairs)} pairs"
-          f" -> {1 / (per_pair * items):.2e} docs/s; ours {per_pair * items / (ours / len(texts)):,.0f}x faster")
-    print(f"agreement with brute force on the sampled pairs: {sum(a == b for a, b in zip(ours_pairs, brute_flags))}/{len(pairs)}"
-          f" ({sum(brute_flags)} positive)")
+    print(
+        f"naive exact (no index):    {len(sample) / naive_t:10.2f} docs/s on {len(sample)} docs"
+        f"  -> ours {naive_t / len(sample) / (ours / len(texts)):,.0f}x faster; same matches: {naive_agree}"
+    )
+    print(
+        f"brute-force DP reference:  {per_pair * 1000:10.1f} ms per (doc, item) pair on {len(pairs)} pairs"
+        f" -> {1 / (per_pair * items):.2e} docs/s; ours {per_pair * items / (ours / len(texts)):,.0f}x faster"
+    )
+    print(
+        "agreement with brute force on the sampled pairs:"
+        f" {sum(a == b for a, b in zip(ours_pairs, brute_flags))}/{len(pairs)}"
+        f" ({sum(brute_flags)} positive)"
+    )
     flagged = [bool(r) for r in rows]
     print(f"flagged: ours {rate(sum(flagged), len(texts))}, 13-gram {rate(sum(flags), len(texts))}")
     both = sum(f and g for f, g in zip(flagged, flags))
     print(f"13-gram recall relative to the exact rule (documents): {rate(both, sum(flagged))}")
     for edit in sorted({p[0] for p in planted if p is not None}):
         docs = [n for n, p in enumerate(planted) if p is not None and p[0] == edit]
-        print(f"  planted copies edited at {edit:.0%}: rule found {rate(sum(flagged[n] for n in docs), len(docs))},"
-              f" 13-gram found {rate(sum(flags[n] for n in docs), len(docs))}")
+        print(
+            f"  planted copies edited at {edit:.0%}: rule found {rate(sum(flagged[n] for n in docs), len(docs))},"
+            f" 13-gram found {rate(sum(flags[n] for n in docs), len(docs))}"
+        )
 
 
 def refs_hit(rows: list[dict], refs: dict, item: int) -> bool:
@@ -163,17 +182,23 @@ def mode_rates(label: str, benchmarks: list[Benchmark], texts: list[str], args: 
     """Flag rates of text that holds no benchmark item, per benchmark, window vs document mode,
     on the documents as they are and on 1,000- and 4,000-word chunks of them."""
     print(f"\n-- {label}: flag rate of unrelated text, window vs document mode")
-    samples = {"documents": texts[: args.mode_docs], "1000-word chunks": chunks(texts, 1000, args.mode_chunks),
-               "4000-word chunks": chunks(texts, 4000, max(1, args.mode_chunks // 3))}
+    samples = {
+        "documents": texts[: args.mode_docs],
+        "1000-word chunks": chunks(texts, 1000, args.mode_chunks),
+        "4000-word chunks": chunks(texts, 4000, max(1, args.mode_chunks // 3)),
+    }
     for name, sample in samples.items():
         words = [len(WORDS.tokens(t)) for t in sample]
         print(f"   {name}: {len(sample)}, {np.mean(words):.0f} words on average")
     for b in benchmarks:
-        indexes = {mode: BenchmarkIndex([b], DecontamConfig(mode=mode)) for mode in ("window", "document")}
+        indexes = {mode: BenchmarkIndex([b], Rule(mode=mode), WORDS) for mode in ("window", "document")}
         cells = []
         for name, sample in samples.items():
             flagged = {mode: sum(bool(index.scan(t)) for t in sample) for mode, index in indexes.items()}
-            cells.append(f"{name}: window {100 * flagged['window'] / len(sample):5.1f}% document {100 * flagged['document'] / len(sample):5.1f}%")
+            cells.append(
+                f"{name}: window {100 * flagged['window'] / len(sample):5.1f}%"
+                f" document {100 * flagged['document'] / len(sample):5.1f}%"
+            )
         print(f"   {b.name:10s} " + " | ".join(cells))
 
 
@@ -183,37 +208,164 @@ def synthetic(args: argparse.Namespace) -> None:
         records = [json.loads(line) for line in (Path(tmp) / "corpus.jsonl").read_text().splitlines()]
         benchmarks = load_benchmarks(Path(tmp) / "benchmarks.yaml")
     texts = [r["text"] for r in records]
-    planted = [(p[0]["edit_rate"], (p[0]["benchmark"], p[0]["item_id"])) if (p := r["meta"]["planted"]) else None for r in records]
+    planted = [
+        (p[0]["edit_rate"], (p[0]["benchmark"], p[0]["item_id"])) if (p := r["meta"]["planted"]) else None
+        for r in records
+    ]
     compare("synthetic corpus vs synthbench", benchmarks, texts, planted, args.naive_docs, args)
     unrelated = [t for t, p in zip(texts, planted) if p is None]
     mode_rates("synthetic", benchmarks, unrelated, args)
 
 
 def real(args: argparse.Namespace) -> None:
-    root = DATA / "benchmarks"
-    corpus = DATA / "corpus" / "real_corpus.jsonl.gz"
     if not args.real_docs:
         return
-    if not root.is_dir() or not corpus.is_file():
+    if not (DATA / "benchmarks").is_dir():
         print(f"\n(no real data under {DATA}: real benchmarks skipped)")
         return
-    benchmarks = [load_benchmark(spec, root, spec["name"]) for spec in REAL_SPECS]
-    with gzip.open(corpus, "rt") as fh:
-        texts = [json.loads(line)["text"] for _, line in zip(range(args.real_docs), fh)]
-    # Edited copies of random real items (>= 13 words) planted into real documents.
+    benchmarks = real_benchmarks(0)
+    texts, planted = planted_corpus(benchmarks, args.real_docs, 300)
+    compare("real corpus vs real benchmarks", benchmarks, texts, planted, args.naive_real_docs, args)
+    unrelated = [t for t, p in zip(texts, planted) if p is None]
+    mode_rates("real", benchmarks, unrelated, args)
+
+
+def real_benchmarks(items: int) -> list[Benchmark]:
+    """The 7 shared test sets, or a seeded sample of `items` of their items (a held-out set)."""
+    benchmarks = [load_benchmark(spec, DATA / "benchmarks", spec["name"]) for spec in REAL_SPECS]
+    total = sum(len(b.texts) for b in benchmarks)
+    if not items or items >= total:
+        return benchmarks
+    keep = set(random.Random(0).sample(range(total), items))
+    sampled, start = [], 0
+    for b in benchmarks:
+        chosen = [i for i in range(len(b.texts)) if start + i in keep]
+        start += len(b.texts)
+        sampled.append(
+            Benchmark(b.name, b.source, tuple(b.item_ids[i] for i in chosen), tuple(b.texts[i] for i in chosen))
+        )
+    return sampled
+
+
+def planted_corpus(benchmarks: list[Benchmark], docs: int, plants: int) -> tuple[list[str], list[Planted]]:
+    """The shared real corpus with `plants` edited copies (0/10/20% of words) of random items of
+    13-400 words put in the middle of random documents (seeded: the same in every process)."""
+    with gzip.open(DATA / "corpus" / "real_corpus.jsonl.gz", "rt") as fh:
+        texts = [json.loads(line)["text"] for _, line in zip(range(docs or 10**9), fh)]
     rng = np.random.default_rng(0)
     pool = SHARED_POOLS["g"] + SHARED_POOLS["r"]
-    candidates = [(b.name, i, t) for b in benchmarks for i, t in zip(b.item_ids, b.texts) if 13 <= len(WORDS.tokens(t)) <= 400]
+    candidates = [
+        (b.name, i, t) for b in benchmarks for i, t in zip(b.item_ids, b.texts) if 13 <= len(WORDS.tokens(t)) <= 400
+    ]
     planted: list[Planted] = [None] * len(texts)
-    for n in rng.choice(len(texts), size=min(300, len(texts)), replace=False):
+    for n in rng.choice(len(texts), size=min(plants, len(texts)), replace=False):
         edit = float(rng.choice([0.0, 0.1, 0.2]))
         name, item_id, item = candidates[int(rng.integers(len(candidates)))]
         paragraphs = texts[n].split("\n")
         paragraphs.insert(len(paragraphs) // 2, edit_words(rng, item, edit, pool))
         texts[n], planted[n] = "\n".join(paragraphs), (edit, (name, item_id))
-    compare("real corpus vs real benchmarks", benchmarks, texts, planted, args.naive_real_docs, args)
-    unrelated = [t for t, p in zip(texts, planted) if p is None]
-    mode_rates("real", benchmarks, unrelated, args)
+    return texts, planted
+
+
+def child(args: argparse.Namespace) -> None:
+    """One whole process, as a user runs it: load the test sets, build the lookup, read the corpus,
+    flag every document. Writes what it flagged to --out."""
+    benchmarks = real_benchmarks(args.items)
+    if args.child == "ours":
+        index = BenchmarkIndex(benchmarks, Rule(), WORDS)
+        texts, _ = planted_corpus(benchmarks, args.docs, args.plants)
+        flagged = []
+        for start in range(0, len(texts), BATCH):
+            for n, rows in enumerate(index.scan_many(texts[start : start + BATCH]), start):
+                flagged += [[n, r["benchmark"], r["item_id"]] for r in rows]
+    else:
+        ngram = NgramLookup(benchmarks)
+        texts, _ = planted_corpus(benchmarks, args.docs, args.plants)
+        flagged = [[n] for n, t in enumerate(texts) if ngram.flagged(t)]
+    Path(args.out).write_text(json.dumps(flagged))
+
+
+def timed_child(kind: str, args: argparse.Namespace, out: Path) -> tuple[float, float, list]:
+    """(wall seconds, CPU seconds, flagged) of one child process."""
+    import resource
+    import subprocess
+    import sys
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            "--items",
+            str(args.items),
+            "--docs",
+            str(args.docs),
+            "--plants",
+            str(args.plants),
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, json.loads(out.read_text())
+
+
+def scale(args: argparse.Namespace) -> None:
+    """Whole-process time of ours vs the 13-gram lookup (same corpus, same run), and misses against
+    the rule: the DP brute force on sampled pairs, every window (rapidfuzz) on every planted copy."""
+    if not (DATA / "benchmarks").is_dir():
+        print(f"(no real data under {DATA}: scale skipped)")
+        return
+    for items in args.scale_items:
+        args.items = items
+        benchmarks = real_benchmarks(items)
+        texts, planted = planted_corpus(benchmarks, args.docs, args.plants)
+        count = sum(len(b.texts) for b in benchmarks)
+        print(f"\n== whole process: {len(texts)} real documents ({args.plants} planted copies) vs {count} items")
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {"ngram": [], "ours": []}
+            for _ in range(args.repeats):  # alternate, so both sides see the same machine load
+                for kind in runs:
+                    runs[kind].append(timed_child(kind, args, Path(tmp) / f"{kind}.json"))
+        (ngram_wall, ngram_cpu, ngram_flags), (ours_wall, ours_cpu, ours_rows) = (
+            min(runs[k]) for k in ("ngram", "ours")
+        )
+        print(f"13-gram lookup: {ngram_wall:7.1f} s wall {ngram_cpu:7.1f} s CPU  {len(texts) / ngram_wall:8.0f} docs/s")
+        print(f"ours (exact):   {ours_wall:7.1f} s wall {ours_cpu:7.1f} s CPU  {len(texts) / ours_wall:8.0f} docs/s")
+        print(
+            f"ours / 13-gram: {ours_wall / ngram_wall:.2f}x wall, {ours_cpu / ngram_cpu:.2f}x CPU"
+            f" (best of {args.repeats} alternating runs each)"
+        )
+        found = {(n, b, i) for n, b, i in ours_rows}
+        items = {(b.name, i): WORDS.tokens(t) for b in benchmarks for i, t in zip(b.item_ids, b.texts)}
+        rule = Rule()
+        plants = [(n, p[1]) for n, p in enumerate(planted) if p is not None]
+        positive = [(n, ref) for n, ref in plants if naive_pair(WORDS.tokens(texts[n]), items[ref], rule)]
+        missed = [(n, ref) for n, ref in positive if (n, *ref) not in found]
+        print(
+            f"planted copies: {len(positive)}/{len(plants)} match the rule (every window, rapidfuzz);"
+            f" ours missed {len(missed)};"
+            f" the 13-gram lookup flags {sum([n] in ngram_flags for n, _ in positive)} of their documents"
+        )
+        # The pure-Python DP costs |doc| x 2|item| x |item| per pair: documents of <= 600 words only.
+        rng = random.Random(1)
+        small = [n for n, t in enumerate(texts) if len(WORDS.tokens(t)) <= 600]
+        refs = [ref for ref, tokens in items.items() if len(tokens) <= 150]
+        pairs = [(rng.choice(small), rng.choice(refs)) for _ in range(args.brute_pairs // 2)]
+        pairs += rng.sample([p for p in plants if p[0] in set(small)], min(len(plants), args.brute_pairs - len(pairs)))
+        brute = [(n, ref) for n, ref in pairs if brute_force_matches(WORDS.tokens(texts[n]), [items[ref]], rule)]
+        print(
+            f"DP brute force on {len(pairs)} sampled pairs (half planted, docs <= 600 words): {len(brute)} positive,"
+            f" ours missed {sum((n, *ref) not in found for n, ref in brute)},"
+            f" ours extra {sum((n, *ref) in found for n, ref in pairs) - len(brute)}"
+        )
+        print(f"documents flagged: ours {len({r[0] for r in ours_rows})}, 13-gram {len(ngram_flags)}")
 
 
 def main() -> None:
@@ -221,13 +373,36 @@ def main() -> None:
     parser.add_argument("--synthetic-docs", type=int, default=5000)
     parser.add_argument("--real-docs", type=int, default=2000)
     parser.add_argument("--naive-docs", type=int, default=20, help="documents for the no-index exact scan (synthetic)")
-    parser.add_argument("--naive-real-docs", type=int, default=2, help="the same on real benchmarks (~20 s per document)")
+    parser.add_argument(
+        "--naive-real-docs", type=int, default=2, help="the same on real benchmarks (~20 s per document)"
+    )
     parser.add_argument("--brute-pairs", type=int, default=30, help="(document, item) pairs for the DP reference")
     parser.add_argument("--mode-docs", type=int, default=300, help="unrelated documents for the mode flag rates")
-    parser.add_argument("--mode-chunks", type=int, default=30, help="1,000-word chunks (a third as many 4,000-word ones)")
+    parser.add_argument(
+        "--mode-chunks", type=int, default=30, help="1,000-word chunks (a third as many 4,000-word ones)"
+    )
+    parser.add_argument(
+        "--scale-items",
+        type=int,
+        nargs="*",
+        default=[8000, 0],
+        help="whole-process runs against these many real items (0: all 35k); none to skip",
+    )
+    parser.add_argument("--docs", type=int, default=0, help="real documents in the whole-process runs (0: all 23k)")
+    parser.add_argument("--plants", type=int, default=300, help="edited copies planted into them")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each side (the best counts)")
+    parser.add_argument("--skip-small", action="store_true", help="only the whole-process runs")
+    parser.add_argument("--child", choices=["ours", "ngram"], help=argparse.SUPPRESS)
+    parser.add_argument("--items", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    synthetic(args)
-    real(args)
+    if args.child:
+        child(args)
+        return
+    if not args.skip_small:
+        synthetic(args)
+        real(args)
+    scale(args)
 
 
 if __name__ == "__main__":

@@ -266,7 +266,9 @@ def _file_records(file: Path, positional: bool) -> Iterator[tuple[int, dict[str,
             with opener(file, "rt", encoding="utf-8") as fh:
                 yield from _json_records(fh, file)
         else:
-            raise BenchmarkError(f"{file}: unsupported benchmark file type; use .jsonl, .jsonl.gz, .json, .parquet or .csv")
+            raise BenchmarkError(
+                f"{file}: unsupported benchmark file type; use .jsonl, .jsonl.gz, .json, .parquet or .csv"
+            )
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise BenchmarkError(f"cannot read benchmark file {file}: {exc}") from exc
     except Exception as exc:  # pyarrow raises its own types for broken Parquet

@@ -1,21 +1,45 @@
 """Candidate generation that cannot miss, and the exact window search.
 
-Candidates: a (document, item) pair with |LCS| >= k shares at least k tokens as multisets. Token
-ids are ranks by rarity (how many items hold the token), so sorting an item's n tokens puts the
-rarest first. Its *prefix* is every token but the few most frequent ones, and at least the first
-n - k + 1. A document can then only reach k shared tokens if it shares need = p - (n - k) >= 1
-of the p prefix tokens (the n - p others count at most once each): an inverted index over prefix
-tokens counts that for every item at once (prefix filtering with a count bound, as in similarity
-joins), so no pair that satisfies the rule is dropped. k shrinks with min(|s_t|, |s_e|), so
-documents shorter than an item also probe a "loose" index over the later tokens of the classic
-n - k + 1 prefix, checked against their own length.
+A (document, item) pair contaminates only if some window s_t and the item s_e (n tokens) have
+|LCS| >= k = rule.required(|s_t|, n); the LCS's tokens form a multiset M, |M| >= k, held by both.
+Token codes are ranks by rarity (how many items hold the token), so sorting a token list puts its
+rarest tokens first. Four filters, each a bound that a contaminating pair always passes:
 
-Then, per candidate: the exact multiset overlap with the document must reach k (one vectorised pass
-over all candidates), then the LCS is computed exactly with rapidfuzz. In window mode only windows
-*starting at a token of the item* (or the last window) need a check: moving a window's start right
-over tokens that are not in the item only drops tokens that cannot be in the LCS and adds tokens at
-the end, so the LCS cannot shrink. Those windows must also hold k of the item's tokens; windows
-that overlap are first checked together (the LCS of their union bounds each of them).
+1. Item prefix, for documents of at least n tokens (then min(|s_t|, n) = n, since windows are
+   never shorter than the item, and k = required(n, n) is fixed per item). The item's
+   p = min(n, n - k + PREFIX_EXTRA) rarest tokens hold at least need = p - (n - k) tokens of M:
+   only n - p item tokens lie outside them. M lies in the window, so the window holds `need`
+   prefix tokens. An inverted index over prefix tokens (a token twice in a prefix is posted twice)
+   counts, for every item at once, the prefix tokens present in a *unit* of the document; items
+   under `need` are dropped. Posting only a few tokens past the classic n - k + 1 keeps the posting
+   lists short (prefix filtering with a count bound, as in similarity joins).
+2. Units (window mode). Items are put in levels by window length w <= W_l = LEVEL_BASE x 2^l.
+   With q = CHUNK_STRIDE, the units of level l are the chunks [j q W_l, min(L, j q W_l + (q + 1) W_l)),
+   j = 0..J, J = max(0, ceil((L - (q + 1) W_l) / (q W_l))): the window [s, s + w) lies in chunk
+   min(floor(s / (q W_l)), J), because s + w <= (floor(s / (q W_l)) + 1) q W_l + W_l, and chunk J
+   runs to the document's end. A document of at most (q + 1) W_l tokens is one unit; in document
+   mode the document is the only unit. Every bound below holds per unit.
+3. Document prefix, for documents shorter than the item (L < n <= w: the one window is the
+   document and k = required(L, L), the same for all those items). Symmetrically, the document's
+   L' - k + PREFIX_EXTRA rarest known tokens (L' known tokens; unknown ones are in no item) hold
+   `need'` positions of M, each a token of the item: full postings of items longer than L, sorted
+   longest first, count them for every item at once.
+4. Count bounds: |LCS| <= the capped multiset overlap sum_t min(times in item, times in window),
+   and a window lies in its unit, so a candidate needs overlap >= k with the whole unit, then with
+   some window of w tokens inside it (sliding, one step per token). When the unit is the one
+   window (document mode, or L <= w) the second is the first.
+
+Filters 1-4 run compiled (decontam/prefilter.py). The survivors are few: their LCS comes from
+rapidfuzz's bit-parallel LCSseq, directly when the window is the document, else by the exact
+window search: only windows *starting at a token of the item* (or the last window) need a
+check, since moving a window's start right over tokens that are not in the item only drops tokens
+that cannot be in the LCS and adds tokens at the end, so the LCS cannot shrink. Those windows must
+also hold k of the item's tokens; windows that overlap are first checked together (the LCS of
+their union bounds each of them).
+
+Documents and items are strings of one character per token (its rarity code; 0 for tokens in no
+item), so rapidfuzz compares them natively and numpy reads the codes with one `encode`. The tests
+compare all of this with the brute-force DP of decontam/lcs.py on random and adversarial cases.
 """
 
 from __future__ import annotations
@@ -29,15 +53,26 @@ from typing import Any
 import numpy as np
 
 from decontam.benchmarks import Benchmark
-from decontam.lcs import lcs_length, required_lcs, window_length
-from decontam.tokenize import Tokenizer, load_tokenizer
-from pipeline.config import DecontamConfig
+from decontam.lcs import Rule, lcs_length
+from decontam.prefilter import LOW, survivors
+from decontam.tokenize import Tokenizer
 
-# The most frequent benchmark tokens are left out of the prefixes: a document nearly always holds
-# them, so bounding their share by the item's own count loses little filtering, and their posting
-# lists are the longest. Measured with benchmarks/bench_decontam.py (real benchmarks, news text).
-COMMON_TOKENS = 64
-UNKNOWN = -1  # id of document tokens that no item holds: they can never be part of an LCS
+# Prefix tokens posted past the classic n - k + 1, i.e. the count each candidate needs. Measured on
+# real documents against the 35k items of the 7 shared test sets: 1 leaves ~5,500 candidates per
+# document, 8 about 500 for twice the postings walked; 4 and 16 were slower than 8.
+PREFIX_EXTRA = 8
+LEVEL_BASE = 128  # window length of the smallest level (items up to 64 tokens in window mode)
+# Chunks of a level are (CHUNK_STRIDE + 1) x W_l tokens, CHUNK_STRIDE x W_l apart: 2 and 3 walk
+# fewer postings but leave more candidates in long documents, and were slower than 1.
+CHUNK_STRIDE = 1
+UNKNOWN = "\0"  # the character of document tokens that no item holds: never part of an LCS
+_NEVER = 1 << 40  # a window length no document reaches
+_SURROGATES = 0xD800  # str cannot hold code points 0xD800-0xDFFF: codes skip them
+
+
+def _code(rank: int) -> int:
+    code = rank + 1
+    return code if code < _SURROGATES else code + 0x800
 
 
 @dataclass(frozen=True)
@@ -52,161 +87,146 @@ class Hit:
     end: int
 
 
-def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Concatenated aranges [start, start + size) without a Python loop."""
-    offsets = np.cumsum(sizes) - sizes
-    return np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))
-
-
-def _csr(rows: dict[int, list], size: int, width: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """{key: [entry, ...]} -> (ptr over keys 0..size-1, entries in key order); entries are ints,
-    or tuples of `width` ints (then one column each)."""
-    ptr = np.zeros(size + 1, dtype=np.int64)
-    for key, values in rows.items():
-        ptr[key + 1] = len(values)
-    entries = np.array([entry for key in sorted(rows) for entry in rows[key]], dtype=np.int64)
-    return np.cumsum(ptr), entries.reshape(-1, width) if width > 1 else entries
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
 
 
 class CandidateIndex:
     """The rule for a fixed list of items (token sequences) over any number of documents."""
 
-    def __init__(self, items: Sequence[Sequence[Hashable]], config: DecontamConfig, common_tokens: int = COMMON_TOKENS):
-        self.window = config.mode == "window"
-        self.window_factor = config.window_factor
-        self.min_tokens = config.min_tokens
-        self.ratio = config.ratio
-        ratio = Fraction(repr(config.ratio))
-        self._ratio_num, self._ratio_den = ratio.numerator, ratio.denominator
+    def __init__(
+        self,
+        items: Sequence[Sequence[Hashable]],
+        rule: Rule,
+        prefix_extra: int = PREFIX_EXTRA,
+        level_base: int = LEVEL_BASE,
+        chunk_stride: int = CHUNK_STRIDE,
+    ):
+        self.rule = rule
         self.lengths = np.array([len(item) for item in items], dtype=np.int64)
-        eligible = [i for i, item in enumerate(items) if len(item) >= self.min_tokens]  # shorter never match
-        # Ids are ranks by rarity: sorting an item's ids sorts its tokens rarest first.
-        df = Counter(token for i in eligible for token in set(items[i]))
-        self.vocab: dict[Hashable, int] = {t: r for r, (t, _) in enumerate(sorted(df.items(), key=lambda kv: (kv[1], kv[0])))}
-        self.items: list[list[int]] = [[self.vocab.get(t, UNKNOWN) for t in item] for item in items]
-        self._windows = np.array([window_length(self.window_factor, n) for n in self.lengths], dtype=np.int64)
-        self._max_len = int(self.lengths[eligible].max()) if eligible else 0
-        self._build(eligible, len(self.vocab) - common_tokens)
-        # Per-document scratch arrays over the vocabulary (+1 slot that UNKNOWN = -1 indexes).
-        self._counts = np.zeros(len(self.vocab) + 1, dtype=np.int64)
-        self._member = np.zeros(len(self.vocab) + 1, dtype=bool)
+        eligible = np.flatnonzero(self.lengths >= rule.min_tokens)  # shorter items never match
+        df = Counter(token for i in eligible.tolist() for token in set(items[i]))
+        ranked = sorted(df, key=lambda t: (df[t], t))
+        self._chars: dict[Hashable, str] = {t: chr(_code(r)) for r, t in enumerate(ranked)}
+        self.texts: list[str] = [self.encode(item) for item in items]
+        self._vocab = _code(len(ranked)) + 1  # codes are < this
+        windows = np.array([rule.window(int(n)) for n in self.lengths], dtype=np.int64)
+        if rule.mode == "window":
+            top = int(windows[eligible].max()) if len(eligible) else 1
+            levels = max(1, int(np.ceil(np.log2(max(top, level_base) / level_base))) + 1)
+            self._level_w = [level_base << level for level in range(levels)]
+            level = np.searchsorted(np.array(self._level_w), windows)  # first level with W_l >= w
+        else:  # one unit and one window, the document, for every item
+            self._level_w = [_NEVER]
+            level = np.zeros(len(items), dtype=np.int64)
+            windows[:] = _NEVER
+        # Slots: the eligible items ordered by level, so a level's items are one slot range.
+        self._slot_item = eligible[np.argsort(level[eligible], kind="stable")]
+        self._slot_n = self.lengths[self._slot_item]
+        self._slot_w = windows[self._slot_item]
+        self._slot_text = [self.texts[i] for i in self._slot_item.tolist()]
+        self._max_n = int(self._slot_n.max()) if len(self._slot_n) else 0
+        self._kernel_args = self._build(level[self._slot_item], prefix_extra, chunk_stride)
 
-    def _build(self, eligible: list[int], common_from: int) -> None:
-        count, vocab = len(self.items), len(self.vocab)
-        prefix: dict[int, list[int]] = {}  # token -> items, once per occurrence in the item's prefix
-        loose: dict[int, list[tuple[int, int]]] = {}  # token -> [(item, first sorted position)]
-        distinct: dict[int, list[tuple[int, int]]] = {}  # item -> [(token, times in the item)]
-        self._prefix_len = np.zeros(count, dtype=np.int64)
-        self._need_full = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)  # never, for short items
-        for i in eligible:
-            ids = sorted(self.items[i])
-            n = len(ids)
-            k = required_lcs(self.min_tokens, self.ratio, n, n)
-            # A document must share k tokens: if the prefix (all tokens but the common ones, and at
-            # least n - k + 1) holds p of them, it must share p - (n - k) with the prefix.
-            p = max(n - k + 1, sum(1 for t in ids if t < common_from))
-            self._prefix_len[i], self._need_full[i] = p, p - (n - k)
-            for token in ids[:p]:  # a token twice in the prefix is posted twice
-                prefix.setdefault(token, []).append(i)
-            first: dict[int, int] = {}
-            for position in range(p, n - self.min_tokens + 1):
-                first.setdefault(ids[position], position)
-            in_prefix = set(ids[:p])
-            for token, position in first.items():
-                if token not in in_prefix:  # only documents shorter than the item need these
-                    loose.setdefault(token, []).append((i, position))
-            distinct[i] = list(Counter(ids).items())
-        ptr, items = _csr(prefix, vocab)
-        self._prefix = ptr, items.astype(np.int32)  # half the bytes to concatenate per document
-        # Loose postings are probed only for items longer than the document: sorted longest first
-        # under one key per token, a searchsorted finds each token's eligible run.
-        for postings in loose.values():
-            postings.sort(key=lambda entry: -self.lengths[entry[0]])
-        self._loose = _csr(loose, vocab, width=2)
-        ptr, entries = self._loose
-        items = entries[:, 0]
-        self._loose_key = np.repeat(np.arange(vocab), np.diff(ptr)) * (self._max_len + 1) + (self._max_len - self.lengths[items])
-        self._item_tokens = _csr(distinct, count, width=2)
+    def encode(self, tokens: Sequence[Hashable]) -> str:
+        """Tokens as a string of their codes (UNKNOWN for tokens that no item holds)."""
+        get = self._chars.get
+        return "".join([get(t, UNKNOWN) for t in tokens])
 
-    def encode(self, tokens: Sequence[Hashable]) -> list[int]:
-        get = self.vocab.get
-        return [get(t, UNKNOWN) for t in tokens]
-
-    def _candidates(self, length: int, tokens: np.ndarray) -> np.ndarray:
-        """Items that may contaminate a document of `length` tokens whose distinct known token ids
-        are `tokens` (a superset of the true ones)."""
-        # Upper bound of the prefix tokens shared (a document's count is not capped at the item's):
-        # two passes over the postings; the exact multiset overlap of the few candidates follows.
-        ptr, items = self._prefix
-        posted = [items[a:b] for a, b in zip(ptr[tokens].tolist(), ptr[tokens + 1].tolist()) if b > a]
-        shared = np.bincount(np.concatenate(posted), minlength=len(self.items)) if posted else np.zeros(len(self.items), np.int64)
-        if length >= self._max_len:
-            return np.flatnonzero(shared >= self._need_full)
-        # Items longer than the document need fewer shared tokens (k depends on min(|s_t|, |s_e|)),
-        # down to none of the prefix: then any token of the first n - k + 1 makes a candidate.
-        longer = self.lengths > length
-        k = required_lcs(self.min_tokens, self.ratio, length, length)
-        need = np.where(longer, self._prefix_len - self.lengths + k, self._need_full)
-        ptr, entries = self._loose
-        ends = np.searchsorted(self._loose_key, tokens * (self._max_len + 1) + (self._max_len - length))
-        items, positions = entries[_ranges(ptr[tokens], ends - ptr[tokens])].T
-        loose = np.zeros(len(self.items), dtype=bool)
-        loose[items[positions <= self.lengths[items] - k]] = True
-        return np.flatnonzero((shared >= np.maximum(need, 1)) | ((need <= 0) & longer & ((shared >= 1) | loose)))
+    def _build(self, slot_level: np.ndarray, extra: int, stride: int) -> tuple:
+        """The arrays `survivors` takes, in its order."""
+        count, vocab, levels = len(self._slot_n), self._vocab, len(self._level_w)
+        k = self._slot_k = np.array([self.rule.required(n, n) for n in self._slot_n.tolist()], dtype=np.int64)
+        owner = np.repeat(np.arange(count), self._slot_n)
+        codes = _codes("".join(self._slot_text))
+        codes = codes[np.lexsort((codes, owner))]  # each slot's codes, rarest first
+        # Prefix: the p = min(n, n - k + extra) rarest tokens of each item, posted once per occurrence.
+        p = np.minimum(self._slot_n, self._slot_n - k + extra)
+        starts = np.cumsum(self._slot_n) - self._slot_n
+        in_prefix = np.arange(len(codes)) - starts[owner] < p[owner]
+        keys = codes[in_prefix] * levels + slot_level[owner[in_prefix]]
+        by_key = np.argsort(keys, kind="stable")
+        bounds = np.searchsorted(keys[by_key], np.arange(vocab * levels + 1))
+        prefix_slots = owner[in_prefix][by_key]
+        # Each item's distinct tokens with their counts, and the same by token, longest item first.
+        cells, times = np.unique(owner * vocab + codes, return_counts=True)
+        cell_slot, cell_token = cells // vocab, cells % vocab
+        item_ptr = np.searchsorted(cell_slot, np.arange(count + 1))
+        full = cell_token * (self._max_n + 1) + (self._max_n - self._slot_n[cell_slot])
+        by_full = np.argsort(full, kind="stable")
+        ratio = Fraction(repr(self.rule.ratio))
+        state = np.minimum(p - (self._slot_n - k), LOW) << 16
+        return (
+            self.rule.min_tokens,
+            ratio.numerator,
+            ratio.denominator,
+            extra,
+            stride,
+            np.array(self._level_w, dtype=np.int64),
+            np.searchsorted(slot_level, np.arange(levels + 1)),
+            bounds,
+            prefix_slots,
+            self._slot_n,
+            self._slot_w,
+            k,
+            item_ptr,
+            cell_token,
+            times,
+            full[by_full],
+            cell_slot[by_full],
+            self._max_n,
+            np.zeros(vocab, dtype=np.int32),
+            np.zeros(vocab, dtype=np.int32),
+            np.zeros(vocab, dtype=np.int32),
+            state,
+            np.zeros(count, dtype=np.int64),
+            np.zeros(count, dtype=np.int64),
+            np.zeros(count, dtype=np.int64),
+            np.zeros(1, dtype=np.int64),
+        )
 
     def find(self, tokens: Sequence[Hashable]) -> list[Hit]:
-        """Every item that contaminates the document, with its best window."""
-        length = len(tokens)
-        if length < self.min_tokens or not self._max_len:
-            return []
-        ids = self.encode(tokens)
-        doc = np.array(ids, dtype=np.int64)
-        uniq, counts = np.unique(doc[doc >= 0], return_counts=True)
-        cands = self._candidates(length, uniq)
-        if not len(cands):
-            return []
-        train = np.minimum(self._windows[cands], length) if self.window else np.full(len(cands), length)
-        shortest = np.minimum(train, self.lengths[cands])
-        need = np.maximum(self.min_tokens, -((-self._ratio_num * shortest) // self._ratio_den))
-        self._counts[uniq] = counts
-        try:
-            keep = self._overlap(cands) >= need
-        finally:
-            self._counts[uniq] = 0
-        hits = []
-        for item, k, w in zip(cands[keep].tolist(), need[keep].tolist(), train[keep].tolist()):
-            hit = self._verify(ids, doc, item, k, w)
+        """Every item that contaminates the document, with its best window, by item."""
+        return self.find_many([tokens])[0]
+
+    def find_many(self, docs: Sequence[Sequence[Hashable]]) -> list[list[Hit]]:
+        """`find` for each document: one call of the compiled filter for the whole batch."""
+        texts = [self.encode(tokens) for tokens in docs]
+        hits: list[list[Hit]] = [[] for _ in texts]
+        if not self._max_n or not texts:
+            return hits
+        codes = _codes("".join(texts))
+        offsets = np.cumsum([0] + [len(t) for t in texts])
+        state, done, tally, _, stamp = self._kernel_args[-5:]
+        if stamp[0] > 1 << 30:  # stamps live in 32 bits of the state: start again from 0
+            state &= 0xFFFFFFFF
+            done[:], tally[:], stamp[0] = 0, 0, 0
+        for doc, slot, whole in survivors(codes, offsets, *self._kernel_args).tolist():
+            text, doc_codes = texts[doc], codes[offsets[doc] : offsets[doc + 1]]
+            if whole:  # the one window is the document
+                lcs = lcs_length(text, self._slot_text[slot], self.rule.required(len(text), int(self._slot_n[slot])))
+                hit = self._exact(text, doc_codes, slot, lcs) if lcs else None
+            else:
+                hit = self._search(text, doc_codes, slot)
             if hit is not None:
-                hits.append(hit)
-        return hits
+                hits[doc].append(hit)
+        return [sorted(found, key=lambda h: h.item) for found in hits]
 
-    def _overlap(self, cands: np.ndarray) -> np.ndarray:
-        """Multiset overlap of each candidate with the document (whose counts are in _counts)."""
-        ptr, entries = self._item_tokens
-        tokens, times = entries[:, 0], entries[:, 1]
-        sizes = ptr[cands + 1] - ptr[cands]
-        flat = _ranges(ptr[cands], sizes)
-        shared = np.minimum(self._counts[tokens[flat]], times[flat])
-        return np.add.reduceat(shared, np.cumsum(sizes) - sizes)
+    def _exact(self, text: str, codes: np.ndarray, slot: int, lcs: int) -> Hit:
+        """A hit whose one window is the whole document."""
+        item = int(self._slot_item[slot])
+        inside = self._positions(codes, item)
+        return Hit(item, lcs, len(text), *_tighten(text, self.texts[item], inside, lcs))
 
-    def _positions(self, doc: np.ndarray, item: int) -> np.ndarray:
+    def _positions(self, codes: np.ndarray, item: int) -> np.ndarray:
         """Positions of the document's tokens that occur in the item."""
-        ptr, entries = self._item_tokens
-        members = entries[ptr[item] : ptr[item + 1], 0]
-        self._member[members] = True
-        try:
-            return np.flatnonzero(self._member[doc])
-        finally:
-            self._member[members] = False
+        return np.flatnonzero(np.isin(codes, _codes(self.texts[item])))
 
-    def _verify(self, ids: list[int], doc: np.ndarray, item: int, k: int, w: int) -> Hit | None:
-        """The exact check of one candidate: w is the window length (the document if shorter)."""
-        sequence = self.items[item]
-        length = len(ids)
-        positions = self._positions(doc, item)
-        if w >= length:  # one window: the whole document (document mode, or a short document)
-            lcs = lcs_length(ids, sequence, k)
-            return Hit(item, lcs, length, *_tighten(ids, sequence, positions, lcs)) if lcs else None
+    def _search(self, text: str, codes: np.ndarray, slot: int) -> Hit | None:
+        """The exact window search of one candidate whose window is shorter than the document."""
+        item, k, w = int(self._slot_item[slot]), int(self._slot_k[slot]), int(self._slot_w[slot])
+        sequence, length = self.texts[item], len(text)
+        positions = self._positions(codes, item)
         # windows starting at a token of the item that hold >= k of them; past L - w, the last window
         dense = np.flatnonzero(positions[k - 1 :] - positions[: len(positions) - k + 1] < w)
         starts = np.unique(np.minimum(positions[dense], length - w)).tolist()
@@ -216,11 +236,15 @@ class CandidateIndex:
                 break
             # The union's LCS bounds every window of the group: skip groups that cannot beat the
             # best so far, and stop at the first window that reaches the bound.
-            bound = lcs_length(ids[group[0] : group[-1] + w], sequence, max(k, best + 1)) if len(group) > 1 else len(sequence)
+            bound = (
+                lcs_length(text[group[0] : group[-1] + w], sequence, max(k, best + 1))
+                if len(group) > 1
+                else len(sequence)
+            )
             if not bound:
                 continue
             for start in group:
-                lcs = lcs_length(ids[start : start + w], sequence, max(k, best + 1))
+                lcs = lcs_length(text[start : start + w], sequence, max(k, best + 1))
                 if lcs > best:
                     best, best_start = lcs, start
                     if best == bound:
@@ -228,24 +252,24 @@ class CandidateIndex:
         if not best:
             return None
         inside = positions[np.searchsorted(positions, best_start) : np.searchsorted(positions, best_start + w)]
-        return Hit(item, best, w, *_tighten(ids, sequence, inside, best))
+        return Hit(item, best, w, *_tighten(text, sequence, inside, best))
 
 
-def _tighten(ids: list[int], sequence: list[int], inside: np.ndarray, lcs: int) -> tuple[int, int]:
+def _tighten(text: str, sequence: str, inside: np.ndarray, lcs: int) -> tuple[int, int]:
     """The span [start, end) of the window's shared tokens that still holds the whole LCS: the
     latest start, then the earliest end (LCS only grows with the span: two binary searches)."""
     points = inside.tolist()
     lo, hi = 0, len(points) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if lcs_length(ids[points[mid] : points[-1] + 1], sequence, lcs):
+        if lcs_length(text[points[mid] : points[-1] + 1], sequence, lcs):
             lo = mid
         else:
             hi = mid - 1
     first, hi = lo, len(points) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if lcs_length(ids[points[first] : points[mid] + 1], sequence, lcs):
+        if lcs_length(text[points[first] : points[mid] + 1], sequence, lcs):
             hi = mid
         else:
             lo = mid + 1
@@ -266,17 +290,22 @@ def _overlapping(starts: list[int], w: int) -> list[list[int]]:
 class BenchmarkIndex:
     """Benchmarks + tokenizer + candidate index: `scan(text)` gives the document's match rows."""
 
-    def __init__(self, benchmarks: Sequence[Benchmark], config: DecontamConfig, tokenizer: Tokenizer | None = None):
-        self.tokenizer = tokenizer or load_tokenizer(config.tokenizer)
+    def __init__(self, benchmarks: Sequence[Benchmark], rule: Rule, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
         self.refs = [(b.name, item_id) for b in benchmarks for item_id in b.item_ids]
-        self.index = CandidateIndex([self.tokenizer.tokens(t) for b in benchmarks for t in b.texts], config)
+        self.index = CandidateIndex([tokenizer.tokens(t) for b in benchmarks for t in b.texts], rule)
 
     def scan(self, text: str) -> list[dict[str, Any]]:
         """Match rows (benchmark, item_id, lcs, window_tokens, item_tokens, start_char, end_char),
         sorted by benchmark and item id."""
-        hits = self.index.find(self.tokenizer.tokens(text))
-        if not hits:
-            return []
+        return self.scan_many([text])[0]
+
+    def scan_many(self, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """`scan` for each text, the index's filter running once for the batch."""
+        found = self.index.find_many([self.tokenizer.tokens(text) for text in texts])
+        return [self._rows(text, hits) if hits else [] for text, hits in zip(texts, found)]
+
+    def _rows(self, text: str, hits: list[Hit]) -> list[dict[str, Any]]:
         spans = self.tokenizer.spans(text)
         rows = []
         for hit in hits:
@@ -294,7 +323,10 @@ class BenchmarkIndex:
             )
         return sorted(rows, key=lambda r: (r["benchmark"], r["item_id"]))
 
-    def too_short(self) -> dict[str, int]:
-        """Per benchmark, the items with fewer than min_tokens tokens: they can never match."""
-        short = Counter(name for (name, _), n in zip(self.refs, self.index.lengths) if n < self.index.min_tokens)
-        return {name: short.get(name, 0) for name in dict.fromkeys(name for name, _ in self.refs)}
+    def too_short(self) -> dict[str, list[str]]:
+        """Per benchmark, the ids of its items under min_tokens tokens: they can never match."""
+        short: dict[str, list[str]] = {name: [] for name, _ in self.refs}
+        for (name, item_id), n in zip(self.refs, self.index.lengths.tolist()):
+            if n < self.index.rule.min_tokens:
+                short[name].append(item_id)
+        return short

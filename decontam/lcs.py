@@ -2,19 +2,23 @@
 
 A training sequence s_t is contaminated by a test sequence s_e when
 |LCS(s_t, s_e)| >= min_tokens and |LCS(s_t, s_e)| >= ratio x min(|s_t|, |s_e|), LCS being the
-longest common *subsequence* in tokens. `ratio` and `window_factor` are taken as the decimals the
-user wrote (0.6 is 3/5 exactly), so a pair exactly at the ratio matches whatever float rounding.
+longest common *subsequence* in tokens. In window mode s_t ranges over the document's contiguous
+windows of ceil(window_factor x |s_e|) tokens (the whole document when it is shorter); in document
+mode s_t is the document. `ratio` and `window_factor` are taken as the decimals the user wrote (0.6
+is 3/5 exactly), so a pair exactly at the ratio matches whatever float rounding.
 
-`lcs_length` is the production check (rapidfuzz's bit-parallel LCSseq on token-id lists);
-`lcs_dp` and `brute_force_matches` are the plain dynamic-programming reference that the tests and
-the benchmark compare against.
+`lcs_length` is the production check (rapidfuzz's bit-parallel LCSseq); `lcs_dp` and
+`brute_force_matches` are the plain dynamic-programming reference that the tests and the benchmark
+compare against.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 from rapidfuzz.distance import LCSseq
 
@@ -23,14 +27,32 @@ def _exact(value: float) -> Fraction:
     return Fraction(repr(value))
 
 
-def required_lcs(min_tokens: int, ratio: float, train_tokens: int, item_tokens: int) -> int:
-    """The smallest LCS that makes (s_t, s_e) contaminated, for these lengths."""
-    return max(min_tokens, math.ceil(_exact(ratio) * min(train_tokens, item_tokens)))
+@dataclass(frozen=True)
+class Rule:
+    """The rule's four settings: what the index and the reference take (never a config section)."""
 
+    mode: Literal["window", "document"] = "window"
+    window_factor: float = 2.0
+    min_tokens: int = 13
+    ratio: float = 0.6
 
-def window_length(window_factor: float, item_tokens: int) -> int:
-    """w = ceil(window_factor x |s_e|)."""
-    return math.ceil(_exact(window_factor) * item_tokens)
+    def __post_init__(self) -> None:
+        # A window shorter than its item would break the index's bounds (window >= item tokens).
+        if (
+            self.mode not in ("window", "document")
+            or self.window_factor < 1
+            or self.min_tokens < 1
+            or not 0 < self.ratio <= 1
+        ):
+            raise ValueError(f"invalid contamination rule {self}")
+
+    def required(self, train_tokens: int, item_tokens: int) -> int:
+        """The smallest LCS that makes (s_t, s_e) contaminated, for these lengths."""
+        return max(self.min_tokens, math.ceil(_exact(self.ratio) * min(train_tokens, item_tokens)))
+
+    def window(self, item_tokens: int) -> int:
+        """w = ceil(window_factor x |s_e|)."""
+        return math.ceil(_exact(self.window_factor) * item_tokens)
 
 
 def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable], score_cutoff: int = 0) -> int:
@@ -67,27 +89,20 @@ def lcs_pairs(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[tuple[int, i
     return pairs
 
 
-def brute_force_matches(
-    doc: Sequence[Hashable],
-    items: Sequence[Sequence[Hashable]],
-    mode: str,
-    window_factor: float,
-    min_tokens: int,
-    ratio: float,
-) -> dict[int, int]:
+def brute_force_matches(doc: Sequence[Hashable], items: Sequence[Sequence[Hashable]], rule: Rule) -> dict[int, int]:
     """{item index: best LCS over the document's windows} for every contaminating item, trying
     every window of every pair with `lcs_dp`, straight from the rule's wording."""
     found = {}
     for index, item in enumerate(items):
-        if mode == "document":
+        if rule.mode == "document":
             windows = [doc]
         else:
-            w = math.ceil(Fraction(str(window_factor)) * len(item))
+            w = math.ceil(Fraction(str(rule.window_factor)) * len(item))
             windows = [doc[s : s + w] for s in range(max(1, len(doc) - w + 1))]
         best = 0
         for window in windows:
             lcs = lcs_dp(window, item)
-            if lcs >= min_tokens and lcs >= Fraction(str(ratio)) * min(len(window), len(item)):
+            if lcs >= rule.min_tokens and lcs >= Fraction(str(rule.ratio)) * min(len(window), len(item)):
                 best = max(best, lcs)
         if best:
             found[index] = best

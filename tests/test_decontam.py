@@ -15,9 +15,8 @@ import pytest
 
 from decontam.benchmarks import BenchmarkError, load_benchmarks
 from decontam.index import BenchmarkIndex, CandidateIndex
-from decontam.lcs import brute_force_matches, lcs_dp, lcs_length, required_lcs, window_length
+from decontam.lcs import Rule, brute_force_matches, lcs_dp, lcs_length
 from decontam.tokenize import WordTokenizer, load_tokenizer
-from pipeline.config import DecontamConfig
 from pipeline.errors import ConfigError
 from pipeline.synth import SHARED_POOLS, benchmark_items, edit_words
 
@@ -28,14 +27,40 @@ WORDS = WordTokenizer()
 
 
 def test_words_tokenizer_is_nfkc_lowercase_word_runs():
-    assert WORDS.tokens("Ｈｅｌｌｏ, WORLD! snake_case ﬁne x² 3.14") == ["hello", "world", "snake_case", "fine", "x2", "3", "14"]
+    assert WORDS.tokens("Ｈｅｌｌｏ, WORLD! snake_case ﬁne x² 3.14") == [
+        "hello",
+        "world",
+        "snake_case",
+        "fine",
+        "x2",
+        "3",
+        "14",
+    ]
     text = "Café — ΣΟΦΟΣ said: ½ done"
     assert [text[a:b] for a, b in WORDS.spans(text)] == ["Café", "ΣΟΦΟΣ", "said", "½", "½", "done"]
     assert WORDS.tokens(text) == ["café", "σοφος", "said", "1", "2", "done"]
 
 
 def test_word_spans_line_up_with_tokens_on_random_unicode():
-    pool = list("abcXYZ019_ ") + ["\u00a0", "\u0301", "\u0327", "ﬁ", "Ａ", "²", "½", "İ", "Σ", "ß", "\u1100", "\u1161", "한", "\n", "-", "é", "\u3000"]
+    pool = list("abcXYZ019_ ") + [
+        "\u00a0",
+        "\u0301",
+        "\u0327",
+        "ﬁ",
+        "Ａ",
+        "²",
+        "½",
+        "İ",
+        "Σ",
+        "ß",
+        "\u1100",
+        "\u1161",
+        "한",
+        "\n",
+        "-",
+        "é",
+        "\u3000",
+    ]
     rng = random.Random(5)
     for _ in range(2000):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
@@ -64,11 +89,16 @@ def test_hf_tokenizer_from_local_file(tmp_path):
 # ---------------------------------------------------------------- the rule
 
 
-def test_required_lcs_uses_the_decimal_ratio():
-    assert required_lcs(13, 0.6, 25, 25) == 15  # 0.6 x 25 = 15 exactly, not 15.000000000000002
-    assert required_lcs(13, 0.6, 20, 100) == 13  # 12 < 13
-    assert required_lcs(13, 0.6, 200, 30) == 18
-    assert required_lcs(13, 0.7, 10, 10) == 13
+def test_rule_uses_the_decimal_ratio():
+    rule = Rule()
+    assert rule.required(25, 25) == 15  # 0.6 x 25 = 15 exactly, not 15.000000000000002
+    assert rule.required(20, 100) == 13  # 12 < 13
+    assert rule.required(200, 30) == 18
+    assert Rule(ratio=0.7).required(10, 10) == 13
+    assert Rule(window_factor=1.5).window(25) == 38 and rule.window(25) == 50
+    for bad in ({"mode": "sentence"}, {"window_factor": 0.9}, {"min_tokens": 0}, {"ratio": 0.0}, {"ratio": 1.5}):
+        with pytest.raises(ValueError, match="invalid contamination rule"):
+            Rule(**bad)
 
 
 def test_lcs_length_agrees_with_dp():
@@ -79,37 +109,59 @@ def test_lcs_length_agrees_with_dp():
         assert lcs_length(a, b) == lcs_dp(a, b)
 
 
-def _check(doc: list, items: list[list], config: DecontamConfig, common_tokens: int = 64) -> dict[int, int]:
+def _check(doc: list, items: list[list], rule: Rule, **options: int) -> dict[int, int]:
     """The index's result equals the brute force, and every reported span holds its LCS."""
-    index = CandidateIndex(items, config, common_tokens=common_tokens)
+    index = CandidateIndex(items, rule, **options)
     hits = index.find(doc)
     got = {h.item: h.lcs for h in hits}
-    expected = brute_force_matches(doc, items, config.mode, config.window_factor, config.min_tokens, config.ratio)
-    assert got == expected
+    assert got == brute_force_matches(doc, items, rule)
     for hit in hits:
         assert lcs_dp(doc[hit.start : hit.end], items[hit.item]) == hit.lcs
-        window = window_length(config.window_factor, len(items[hit.item])) if config.mode == "window" else len(doc)
+        window = rule.window(len(items[hit.item])) if rule.mode == "window" else len(doc)
         assert hit.window_tokens == min(window, len(doc))
     return got
 
 
+def _edited_copy(rng: random.Random, item: list, vocab: int) -> list:
+    """Tokens dropped, replaced, repeated or swapped with a neighbour."""
+    copy = []
+    for token in item:
+        roll = rng.random()
+        if roll < 0.12:
+            continue
+        copy.append(rng.randrange(vocab + 5) if roll < 0.2 else token)
+        if roll > 0.95:
+            copy.append(token)
+    for _ in range(rng.randint(0, 2)):
+        if len(copy) > 1:
+            at = rng.randrange(len(copy) - 1)
+            copy[at], copy[at + 1] = copy[at + 1], copy[at]
+    return copy
+
+
 @pytest.mark.parametrize("mode", ["window", "document"])
 def test_index_equals_brute_force_on_random_cases(mode):
+    """Random items and documents, from a tiny vocabulary (repeated tokens everywhere) to a larger
+    one, with edited copies planted anywhere (edges included); small levels put long documents in
+    many chunks, and the prefix settings from the classic prefix (1) up."""
     rng = random.Random(11 if mode == "window" else 12)
     positives = 0
-    for _ in range(500):
-        vocab = rng.choice([3, 8, 30])
-        items = [[rng.randrange(vocab) for _ in range(rng.randint(5, 22))] for _ in range(rng.randint(1, 6))]
-        doc = [rng.randrange(vocab + 5) for _ in range(rng.randint(0, 70))]
-        if rng.random() < 0.6:  # an edited copy of an item somewhere
-            copy = [t if rng.random() > 0.1 else rng.randrange(vocab + 5) for t in rng.choice(items) if rng.random() > 0.15]
-            at = rng.randint(0, len(doc))
-            doc[at:at] = copy
-        config = DecontamConfig(
-            mode=mode, min_tokens=rng.choice([5, 8, 13]), ratio=rng.choice([0.5, 0.6, 0.8, 1.0]),
+    for _ in range(400):
+        vocab = rng.choice([3, 8, 30, 200])
+        items = [[rng.randrange(vocab) for _ in range(rng.randint(3, 40))] for _ in range(rng.randint(1, 6))]
+        doc = [rng.randrange(vocab + 5) for _ in range(rng.choice([rng.randint(0, 30), rng.randint(0, 160)]))]
+        for _ in range(rng.choice([0, 1, 1, 2])):
+            at = rng.choice([0, len(doc), rng.randint(0, len(doc))])
+            doc[at:at] = _edited_copy(rng, rng.choice(items), vocab)
+        rule = Rule(
+            mode=mode,
+            min_tokens=rng.choice([5, 8, 13]),
+            ratio=rng.choice([0.5, 0.6, 0.8, 1.0]),
             window_factor=rng.choice([1.0, 1.5, 2.0]),
         )
-        positives += bool(_check(doc, items, config, common_tokens=rng.choice([0, 1, 3, 10, 64])))
+        positives += bool(
+            _check(doc, items, rule, prefix_extra=rng.choice([1, 2, 8]), level_base=rng.choice([4, 16, 128]))
+        )
     assert positives > 100  # the cases exercise both outcomes
 
 
@@ -123,28 +175,49 @@ ITEM = [f"w{i}" for i in range(25)]  # 25 distinct tokens: the rule needs 15 in 
 @pytest.mark.parametrize("mode", ["window", "document"])
 def test_adversarial_cases(mode):
     rng = random.Random(3)
-    config = DecontamConfig(mode=mode)
+    rule = Rule(mode=mode)
     # gaps: every item token separated by one filler token -> still a subsequence in a 50-token window
     gapped = [t for w in ITEM for t in (w, *_filler(rng, 1))]
-    assert _check(_filler(rng, 40) + gapped + _filler(rng, 40), [ITEM], config) == {0: 25}
+    assert _check(_filler(rng, 40) + gapped + _filler(rng, 40), [ITEM], rule) == {0: 25}
     # reordering: reversed item shares all tokens but its LCS is 1
-    assert _check(_filler(rng, 10) + ITEM[::-1] + _filler(rng, 10), [ITEM], config) == {}
+    assert _check(_filler(rng, 10) + ITEM[::-1] + _filler(rng, 10), [ITEM], rule) == {}
     # 12 vs 13 tokens: a verbatim 12-token item never matches, a 13-token one does
-    assert _check(ITEM[:12], [ITEM[:12]], config) == {}
-    assert _check(ITEM[:13], [ITEM[:13]], config) == {0: 13}
+    assert _check(ITEM[:12], [ITEM[:12]], rule) == {}
+    assert _check(ITEM[:13], [ITEM[:13]], rule) == {0: 13}
     # items shorter than 13 tokens never match, whatever the document
-    assert _check(ITEM[:12] * 5, [ITEM[:12], ITEM[:5]], config) == {}
+    assert _check(ITEM[:12] * 5, [ITEM[:12], ITEM[:5]], rule) == {}
     # ratio exactly at 0.6: 15 of 25 tokens matches, 14 does not
     fifteen = ITEM[:15] + _filler(rng, 10)
-    assert _check(_filler(rng, 60) + fifteen + _filler(rng, 60), [ITEM], config) == {0: 15}
-    assert _check(_filler(rng, 60) + ITEM[:14] + _filler(rng, 60), [ITEM], config) == {}
-    assert _check(ITEM[:15], [ITEM], config) == {0: 15}  # a 15-token document: min(|s_t|, |s_e|) = 15, 15 >= 13
+    assert _check(_filler(rng, 60) + fifteen + _filler(rng, 60), [ITEM], rule) == {0: 15}
+    assert _check(_filler(rng, 60) + ITEM[:14] + _filler(rng, 60), [ITEM], rule) == {}
+    assert _check(ITEM[:15], [ITEM], rule) == {0: 15}  # a 15-token document: min(|s_t|, |s_e|) = 15, 15 >= 13
+    # documents shorter than the item: 13 of its tokens in a 21-token document, padded with unknown tokens
+    long_item = [f"v{i}" for i in range(60)]
+    assert _check(_filler(rng, 4) + long_item[10:23] + _filler(rng, 4), [long_item], rule) == {0: 13}
+    assert _check(_filler(rng, 5) + long_item[10:22] + _filler(rng, 5), [long_item], rule) == {}
+    # repeated tokens: only as many as the item holds count; the same bag in another order falls short
+    assert _check(["a"] * 30 + ["b"] * 30, [["a"] * 20, ["a", "b"] * 10, ["a"] * 10 + ["b"] * 10], rule) == {
+        0: 20,
+        2: 20,
+    }
     # long documents: copies at the very start and end of 5,000 tokens
     long_doc = ITEM + _filler(rng, 5000) + ITEM[5:]
-    assert _check(long_doc, [ITEM, ITEM[5:]], config) == {0: 25, 1: 20}
+    assert _check(long_doc, [ITEM, ITEM[5:]], rule) == {0: 25, 1: 20}
     # ... where document mode also flags a document that only holds the item's tokens far apart
     spread = [t for w in ITEM for t in (w, *_filler(rng, 30))]
-    assert _check(spread, [ITEM], config) == ({} if mode == "window" else {0: 25})
+    assert _check(spread, [ITEM], rule) == ({} if mode == "window" else {0: 25})
+
+
+def test_copies_across_every_chunk_boundary():
+    """A gapped copy (its window exactly full) at every offset of a document cut into chunks of
+    16 and 32 tokens: each window lies in one chunk whatever its start."""
+    rng = random.Random(4)
+    item = ITEM[:13]
+    gapped = [t for w in item for t in (w, "g")][:-1]  # 25 tokens; the window is 26
+    rule = Rule()
+    for offset in range(0, 70):
+        doc = _filler(rng, offset) + gapped + _filler(rng, 70 - offset)
+        assert _check(doc, [item, ITEM], rule, level_base=16) == {0: 13}, offset
 
 
 def test_window_mode_flags_less_than_document_mode_on_unrelated_text():
@@ -154,18 +227,30 @@ def test_window_mode_flags_less_than_document_mode_on_unrelated_text():
     docs = [[rng.choice(common) for _ in range(1000)] for _ in range(5)]
     flagged = {}
     for mode in ("window", "document"):
-        index = CandidateIndex(items, DecontamConfig(mode=mode))
+        index = CandidateIndex(items, Rule(mode=mode))
         flagged[mode] = sum(bool(index.find(d)) for d in docs)
     assert flagged["document"] == 5 and flagged["window"] == 0
 
 
 def test_unicode_text_matches_through_nfkc_and_case():
     item = "Ｗｈｉｃｈ ﬁeld of Café science studies the ΣΟΦΟΣ behaviour of gases under extreme pressure and heat?"
-    index = BenchmarkIndex([_bench("uni", [item])], DecontamConfig())
-    doc = "Intro text here.\n\nwhich field of café SCIENCE studies the σοφος behaviour of gases under extreme pressure and heat? More."
+    index = BenchmarkIndex([_bench("uni", [item])], Rule(), WORDS)
+    doc = (
+        "Intro text here.\n\nwhich field of café SCIENCE studies the σοφος behaviour of gases under extreme"
+        " pressure and heat? More."
+    )
     (row,) = index.scan(doc)
     assert row["lcs"] == row["item_tokens"] == 16
-    assert doc[row["start_char"] : row["end_char"]].startswith("which field") and doc[row["end_char"] - 4 : row["end_char"]] == "heat"
+    assert (
+        doc[row["start_char"] : row["end_char"]].startswith("which field")
+        and doc[row["end_char"] - 4 : row["end_char"]] == "heat"
+    )
+
+
+def test_too_short_lists_the_items_that_can_never_match():
+    texts = ["one two three", " ".join(ITEM), " ".join(ITEM[:12])]
+    index = BenchmarkIndex([_bench("a", texts), _bench("b", texts[1:2])], Rule(), WORDS)
+    assert index.too_short() == {"a": ["0", "2"], "b": []}
 
 
 def _bench(name: str, texts: list[str]):
@@ -178,7 +263,7 @@ def _bench(name: str, texts: list[str]):
 
 
 def test_planted_synth_copies_are_found(small_corpus):
-    index = BenchmarkIndex(load_benchmarks(small_corpus / "benchmarks.yaml"), DecontamConfig())
+    index = BenchmarkIndex(load_benchmarks(small_corpus / "benchmarks.yaml"), Rule(), WORDS)
     planted = flagged = 0
     for line in (small_corpus / "corpus.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -194,10 +279,10 @@ def test_planted_synth_copies_are_found(small_corpus):
 def test_edited_copies_of_every_item_are_found():
     items = benchmark_items()
     texts = [f"{i['question']} {i['answer']}" for i in items]
-    index = BenchmarkIndex([_bench("synthbench", texts)], DecontamConfig())
+    index = BenchmarkIndex([_bench("synthbench", texts)], Rule(), WORDS)
     rng = np.random.default_rng(0)
     pool = SHARED_POOLS["g"] + SHARED_POOLS["r"]
-    filler = " ".join(pool[: 60])
+    filler = " ".join(pool[:60])
     for n, text in enumerate(texts):
         for rate in (0.0, 0.1, 0.2):
             doc = f"{filler}\n\n{edit_words(rng, text, rate, pool)}\n\n{filler}"
@@ -216,20 +301,34 @@ def _spec(folder: Path, entries: list[dict]) -> Path:
 def test_presets_and_formats(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "gsm.jsonl").write_text(json.dumps({"question": "Q one?", "answer": "A"}) + "\n\n" + json.dumps({"question": "Q two?", "answer": "B"}) + "\n")
+    (data / "gsm.jsonl").write_text(
+        json.dumps({"question": "Q one?", "answer": "A"})
+        + "\n\n"
+        + json.dumps({"question": "Q two?", "answer": "B"})
+        + "\n"
+    )
     with gzip.open(data / "he.jsonl.gz", "wt") as fh:
-        fh.write(json.dumps({"task_id": "HumanEval/0", "prompt": "def f():", "canonical_solution": "  return 1"}) + "\n")
-    pq.write_table(pa.Table.from_pylist([{"question": "Which?", "choices": ["a", "b"], "answer": 0}]), data / "mmlu.parquet")
+        fh.write(
+            json.dumps({"task_id": "HumanEval/0", "prompt": "def f():", "canonical_solution": "  return 1"}) + "\n"
+        )
+    pq.write_table(
+        pa.Table.from_pylist([{"question": "Which?", "choices": ["a", "b"], "answer": 0}]), data / "mmlu.parquet"
+    )
     (data / "orig_0.csv").write_text('"What, exactly?",yes,no,maybe,never,A\n')
-    (data / "arc.json").write_text(json.dumps([{"id": "arc-1", "question": {"stem": "Why?", "choices": [{"text": "x"}, {"text": "y"}]}}]))
-    spec = _spec(tmp_path, [
-        {"name": "gsm8k", "path": "data/gsm.jsonl", "preset": "gsm8k"},
-        {"name": "he", "path": "data/he.jsonl.gz", "preset": "HumanEval"},
-        {"name": "mmlu_hf", "path": "data/mmlu.parquet", "preset": "mmlu"},
-        {"name": "mmlu_orig", "path": "data/orig_*.csv", "preset": "mmlu"},
-        {"name": "arc", "path": "data/arc.json", "preset": "arc"},
-        {"name": "custom", "path": str(data / "gsm.jsonl"), "fields": ["question", "answer"], "id": None},
-    ])
+    (data / "arc.json").write_text(
+        json.dumps([{"id": "arc-1", "question": {"stem": "Why?", "choices": [{"text": "x"}, {"text": "y"}]}}])
+    )
+    spec = _spec(
+        tmp_path,
+        [
+            {"name": "gsm8k", "path": "data/gsm.jsonl", "preset": "gsm8k"},
+            {"name": "he", "path": "data/he.jsonl.gz", "preset": "HumanEval"},
+            {"name": "mmlu_hf", "path": "data/mmlu.parquet", "preset": "mmlu"},
+            {"name": "mmlu_orig", "path": "data/orig_*.csv", "preset": "mmlu"},
+            {"name": "arc", "path": "data/arc.json", "preset": "arc"},
+            {"name": "custom", "path": str(data / "gsm.jsonl"), "fields": ["question", "answer"], "id": None},
+        ],
+    )
     got = {b.name: (b.item_ids, b.texts) for b in load_benchmarks(spec)}
     assert got["gsm8k"] == (("0", "1"), ("Q one?", "Q two?"))
     assert got["he"] == (("HumanEval/0",), ("def f():\n  return 1",))
@@ -243,14 +342,34 @@ def test_presets_and_formats(tmp_path):
     "entry, files, message",
     [
         ({"name": "gone", "path": "nope/*.jsonl", "fields": ["q"]}, {}, "benchmark 'gone': no file matches"),
-        ({"name": "nofield", "path": "a.jsonl", "fields": ["question"]}, {"a.jsonl": '{"q": "x"}\n'}, "benchmark 'nofield': missing field"),
-        ({"name": "later", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": '{"q": "x"}\n{"z": 1}\n'}, "field 'q' is missing in .* record 2"),
-        ({"name": "empty", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": "\n"}, "benchmark 'empty': .*holds no records"),
-        ({"name": "badjson", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": '{"q": "x"}\n{oops\n'}, "benchmark 'badjson': .*a.jsonl:2: bad JSON"),
+        (
+            {"name": "nofield", "path": "a.jsonl", "fields": ["question"]},
+            {"a.jsonl": '{"q": "x"}\n'},
+            "benchmark 'nofield': missing field",
+        ),
+        (
+            {"name": "later", "path": "a.jsonl", "fields": ["q"]},
+            {"a.jsonl": '{"q": "x"}\n{"z": 1}\n'},
+            "field 'q' is missing in .* record 2",
+        ),
+        (
+            {"name": "empty", "path": "a.jsonl", "fields": ["q"]},
+            {"a.jsonl": "\n"},
+            "benchmark 'empty': .*holds no records",
+        ),
+        (
+            {"name": "badjson", "path": "a.jsonl", "fields": ["q"]},
+            {"a.jsonl": '{"q": "x"}\n{oops\n'},
+            "benchmark 'badjson': .*a.jsonl:2: bad JSON",
+        ),
         ({"name": "p", "path": "a.jsonl", "preset": "nosuch"}, {"a.jsonl": '{"q": "x"}\n'}, "unknown preset 'nosuch'"),
         ({"name": "k", "path": "a.jsonl", "fields": ["q"], "colour": 1}, {"a.jsonl": '{"q": "x"}\n'}, "unknown key"),
         ({"name": "nof", "path": "a.jsonl"}, {"a.jsonl": '{"q": "x"}\n'}, "give 'fields' or a 'preset'"),
-        ({"name": "dup", "path": "a.jsonl", "fields": ["q"], "id": "i"}, {"a.jsonl": '{"q": "x", "i": 1}\n{"q": "y", "i": 1}\n'}, "repeated values"),
+        (
+            {"name": "dup", "path": "a.jsonl", "fields": ["q"], "id": "i"},
+            {"a.jsonl": '{"q": "x", "i": 1}\n{"q": "y", "i": 1}\n'},
+            "repeated values",
+        ),
         ({"name": "ext", "path": "a.txt", "fields": ["q"]}, {"a.txt": "x\n"}, "unsupported benchmark file type"),
         ({"name": "obj", "path": "a.jsonl", "fields": ["q"]}, {"a.jsonl": '{"q": {"deep": 1}}\n'}, "dotted path"),
     ],
