@@ -276,6 +276,8 @@ def run_steps(
         )
     if unfinished:
         raise PhaseFailed(_failure_message(label, tasks, logging_dir, unfinished, error)) from error
+    if error is not None:  # every task completed, the executor's own bookkeeping failed: a bug
+        raise error
 
 
 def _interrupt_main(stalled: threading.Event) -> Callable[[], None]:
