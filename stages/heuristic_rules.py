@@ -170,6 +170,9 @@ def _top_ngram_chars(tok: Tokens, ngram_ids: _NgramIds, n: int) -> int:
     return int(tok.length[start : start + n].sum() + n - 1) * int(best)
 
 
+_CACHED_POWERS = 1 << 20
+
+
 class _HashCollision(Exception):
     pass
 
@@ -226,14 +229,17 @@ class _Concatenation:
 
     @classmethod
     def _power_tables(cls, size: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(cls._powers) < size:
-            grown = max(size, 2 * len(cls._powers))
-            powers = np.cumprod(np.full(grown, cls._BASE, dtype=np.uint64))
-            cls._powers = np.concatenate(([np.uint64(1)], powers[:-1]))
-            inverse_base = pow(cls._BASE, -1, 2**64)
-            inv = np.cumprod(np.full(grown, inverse_base, dtype=np.uint64))
-            cls._inverse_powers = np.concatenate(([np.uint64(1)], inv[:-1]))
-        return cls._powers, cls._inverse_powers
+        """B^j and B^-j mod 2^64 for j < size; kept between documents up to _CACHED_POWERS (16 MB)."""
+        if len(cls._powers) >= size:
+            return cls._powers, cls._inverse_powers
+        grown = max(size, min(2 * len(cls._powers), _CACHED_POWERS))
+        tables = tuple(
+            np.concatenate(([np.uint64(1)], np.cumprod(np.full(grown - 1, base, dtype=np.uint64))))
+            for base in (cls._BASE, pow(cls._BASE, -1, 2**64))
+        )
+        if grown <= _CACHED_POWERS:
+            cls._powers, cls._inverse_powers = tables
+        return tables
 
     def repeated_chars(self, n: int) -> int:
         positions = len(self.tok) - n + 1
