@@ -36,7 +36,7 @@ DEFAULT_CORPUS = Path("/work/shared/data/corpus/real_corpus.jsonl.gz")
 
 def read_corpus(path: Path, limit: int) -> list[Document]:
     docs = []
-    with (gzip.open(path, "rt") if path.suffix == ".gz" else path.open()) as fh:
+    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as fh:
         for line_no, line in enumerate(fh):
             if len(docs) == limit:
                 break
@@ -75,7 +75,9 @@ def main() -> None:
         # a random model puts little mass on the labels: no label-mass floor for this plumbing benchmark
         teacher = TeacherConfig(backend="transformers", model=str(model), min_label_mass=0.0)
         annotations, t_cpu, t_wall = cpu_timed(
-            lambda: annotate(sample, teacher, taxonomy, rubric, Path(tmp) / "cache", max_chars=args.max_chars, device="cpu")
+            lambda: annotate(
+                sample, teacher, taxonomy, rubric, Path(tmp) / "cache", max_chars=args.max_chars, device="cpu"
+            )
         )
         texts = {d.metadata["uid"]: d.text for d in sample}
         cards, s_cpu, _ = cpu_timed(

@@ -45,14 +45,20 @@ def build_warc(pattern: str, copies: int, path: Path) -> int:
         with open(name, "rb") as f:
             for record in ArchiveIterator(f):
                 if record.rec_type == "response":
-                    responses.append((record.rec_headers.get_header("WARC-Target-URI"), record.http_headers,
-                                      record.content_stream().read()))
+                    responses.append(
+                        (
+                            record.rec_headers.get_header("WARC-Target-URI"),
+                            record.http_headers,
+                            record.content_stream().read(),
+                        )
+                    )
     with open(path, "wb") as f:
         writer = WARCWriter(f, gzip=True)
         for copy in range(copies):
             for url, http_headers, payload in responses:
-                record = writer.create_warc_record(f"{url}#{copy}", "response", payload=io.BytesIO(payload),
-                                                   http_headers=http_headers)
+                record = writer.create_warc_record(
+                    f"{url}#{copy}", "response", payload=io.BytesIO(payload), http_headers=http_headers
+                )
                 writer.write_record(record)
     return len(responses) * copies
 
@@ -120,8 +126,12 @@ def bench_s3(docs: int, workers: int, tmp: Path) -> dict:
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+    )
     try:
         client = boto3.client("s3")
         client.create_bucket(Bucket="bench")

@@ -25,9 +25,9 @@ import psutil
 
 from pipeline.config import CONFIGS_DIR, load_config
 from pipeline.funnel import count_rows
+from pipeline.phases import enabled_phases
 from pipeline.plan import THROUGHPUT_FILE
 from pipeline.rundir import RunDir
-from pipeline.phases import enabled_phases
 from pipeline.runner import run_pipeline
 from pipeline.synth import generate
 
@@ -67,7 +67,15 @@ def phase_inputs(run: RunDir, records: int) -> dict[str, int]:
     p1 = count_rows(run.phase("p1_filter") / "docs")
     p3 = count_rows(run.phase("p3_score") / "docs")
     p5 = count_rows(run.phase("p5_clean") / "docs")
-    return {"p1_filter": records, "p2_teacher": p1, "p3_score": p1, "p4_dedup": p3, "p5_clean": p3, "p6_plan": p5, "p7_mixture": p5}
+    return {
+        "p1_filter": records,
+        "p2_teacher": p1,
+        "p3_score": p1,
+        "p4_dedup": p3,
+        "p5_clean": p3,
+        "p6_plan": p5,
+        "p7_mixture": p5,
+    }
 
 
 def run_size(docs: int, workers: int, root: Path) -> dict:
@@ -108,19 +116,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = [run_size(n, args.workers, Path(tmp)) for n in sorted(args.sizes)]
     for result in results:
-        print(f"\n{result['docs']:,} documents: {result['seconds']:.1f} s, "
-              f"{result['docs'] / result['seconds'] / args.workers:,.0f} docs/s/core overall, "
-              f"peak RSS {result['peak_rss'] / 2**30:.2f} GiB")
+        print(
+            f"\n{result['docs']:,} documents: {result['seconds']:.1f} s, "
+            f"{result['docs'] / result['seconds'] / args.workers:,.0f} docs/s/core overall, "
+            f"peak RSS {result['peak_rss'] / 2**30:.2f} GiB"
+        )
         print(f"  {'phase':<12} {'seconds':>8} {'docs/s/core':>12} {'words/s/core':>13}")
         for name, phase in result["phases"].items():
-            print(f"  {name:<12} {phase['seconds']:>8.1f} {phase['docs_per_s_per_core']:>12,.0f} {phase['words_per_s_per_core']:>13,.0f}")
+            print(
+                f"  {name:<12} {phase['seconds']:>8.1f} {phase['docs_per_s_per_core']:>12,.0f}"
+                f" {phase['words_per_s_per_core']:>13,.0f}"
+            )
     small, large = results[0], results[-1]
     if len(results) > 1:
-        print(f"\ntime({large['docs']:,}) / time({small['docs']:,}) = {large['seconds'] / small['seconds']:.2f} "
-              f"for {large['docs'] / small['docs']:.0f}x the documents (goal <= 11: linear)")
+        print(
+            f"\ntime({large['docs']:,}) / time({small['docs']:,}) = {large['seconds'] / small['seconds']:.2f} "
+            f"for {large['docs'] / small['docs']:.0f}x the documents (goal <= 11: linear)"
+        )
     if not args.no_save:
         payload = {
-            "measured_on": f"{date.today().isoformat()}, {psutil.cpu_count()} cores, {platform.processor() or platform.machine()}",
+            "measured_on": (
+                f"{date.today().isoformat()}, {psutil.cpu_count()} cores, {platform.processor() or platform.machine()}"
+            ),
             "docs": large["docs"],
             "workers": args.workers,
             "words_per_doc": large["words"] / large["docs"],

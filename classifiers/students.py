@@ -46,8 +46,12 @@ def load_hyperparams(path: str | Path = DEFAULT_HYPERPARAMS) -> Hyperparams:
         raise ConfigError(f"cannot read student hyperparameters {path}: {exc.strerror}") from exc
     unknown = set(tree) - {"fasttext", "holdout", "seed", "max_chars"}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {', '.join(sorted(unknown))} (known: fasttext, holdout, seed, max_chars)")
-    params = Hyperparams(dict(tree.get("fasttext") or {}), **{k: tree[k] for k in ("holdout", "seed", "max_chars") if k in tree})
+        raise ConfigError(
+            f"{path}: unknown keys {', '.join(sorted(unknown))} (known: fasttext, holdout, seed, max_chars)"
+        )
+    params = Hyperparams(
+        dict(tree.get("fasttext") or {}), **{k: tree[k] for k in ("holdout", "seed", "max_chars") if k in tree}
+    )
     if not 0 <= params.holdout < 1:
         raise ConfigError(f"{path}: holdout must be in [0, 1), found {params.holdout}")
     return params
@@ -77,7 +81,10 @@ def domain_metrics(truth: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
         tp = int(np.sum((t == label) & (p == label)))
         fp, fn = int(np.sum((t != label) & (p == label))), int(np.sum((t == label) & (p != label)))
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    confusion = {a: {b: int(np.sum((t == a) & (p == b))) for b in labels if np.any((t == a) & (p == b))} for a in sorted(set(truth))}
+    confusion = {
+        a: {b: int(np.sum((t == a) & (p == b))) for b in labels if np.any((t == a) & (p == b))}
+        for a in sorted(set(truth))
+    }
     return {
         "accuracy": round(float(np.mean(t == p)), 4),
         "macro_f1": round(float(np.mean(f1s)), 4),
@@ -205,12 +212,12 @@ def train_students(
     uids = sorted(u for u in labels if u in texts)  # sorted: the training file, hence the model, is reproducible
     lines = {u: fasttext_text(texts[u], hyperparams.max_chars) for u in uids}
     held = {u for u in uids if is_holdout(u, hyperparams.holdout, hyperparams.seed)}
-    targets: dict[str, dict[int, str]] = {
-        DOMAIN_MODEL: {u: labels[u]["domain"] for u in uids if "domain" in labels[u]}
-    }
+    targets: dict[str, dict[int, str]] = {DOMAIN_MODEL: {u: labels[u]["domain"] for u in uids if "domain" in labels[u]}}
     for dim in rubric.ids:
         key = f"quality_{dim}"
-        targets[quality_model(dim)] = {u: str(int(np.clip(round(labels[u][key]), 0, 5))) for u in uids if key in labels[u]}
+        targets[quality_model(dim)] = {
+            u: str(int(np.clip(round(labels[u][key]), 0, 5))) for u in uids if key in labels[u]
+        }
     cards: dict[str, dict[str, Any]] = {}
     for name, target in targets.items():
         train = [u for u in target if u not in held]
@@ -227,7 +234,9 @@ def train_students(
             "max_chars": hyperparams.max_chars,
         }
     weights = {d.id: d.weight for d in rubric.dimensions}
-    write_json_atomic(folder / INDEX_FILE, {"models": sorted(targets), "weights": weights, "max_chars": hyperparams.max_chars})
+    write_json_atomic(
+        folder / INDEX_FILE, {"models": sorted(targets), "weights": weights, "max_chars": hyperparams.max_chars}
+    )
     _evaluate(cards, labels, texts, folder, held)
     for name, card in cards.items():
         write_json_atomic(folder / f"{name}.json", card)
@@ -270,4 +279,6 @@ def train_from_paths(
 
     texts = {int(d.metadata["uid"]): d.text for d in read_documents(sample_path)}
     rubric = load_rubric(rubric_path) if rubric_path else load_rubric()
-    return train_students(texts, load_teacher_labels(labels_path), models_dir, load_hyperparams(hyperparams_path), rubric)
+    return train_students(
+        texts, load_teacher_labels(labels_path), models_dir, load_hyperparams(hyperparams_path), rubric
+    )

@@ -105,14 +105,16 @@ def cache_identity(teacher: TeacherConfig) -> str:
 
     The chat template is the model's own, fixed by (model, revision): pin `teacher.revision`."""
     rendering = teacher.api if teacher.backend == "endpoint" else "chat_template"
-    return "|".join([
-        teacher.backend,
-        teacher.model or "",
-        teacher.revision or "unpinned",
-        rendering,
-        json.dumps(teacher.chat_template_kwargs, sort_keys=True),
-        "constrained" if teacher.constrain else "free",
-    ])
+    return "|".join(
+        [
+            teacher.backend,
+            teacher.model or "",
+            teacher.revision or "unpinned",
+            rendering,
+            json.dumps(teacher.chat_template_kwargs, sort_keys=True),
+            "constrained" if teacher.constrain else "free",
+        ]
+    )
 
 
 def answer_order(text_hash: str, orders: int) -> int:

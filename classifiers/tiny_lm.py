@@ -30,8 +30,14 @@ def build_tiny_lm(folder: str | Path, words: Iterable[str], seed: int = 0, n_pos
     torch.manual_seed(seed)
     eos = tokenizer.eos_token_id
     config = transformers.GPT2Config(
-        vocab_size=len(tokenizer), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
-        bos_token_id=eos, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
     )
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     return folder

@@ -228,8 +228,10 @@ def _field_text(record: dict[str, Any], field: str, where: str, file: Path, line
         raise BenchmarkError(f"{where}: field {field!r} is missing in {file} record {line}; it has {sorted(record)}")
     text = _as_text(value)
     if text is None:
-        raise BenchmarkError(f"{where}: field {field!r} in {file} record {line} is a {type(value).__name__}; "
-                             "name a text field inside it with a dotted path")
+        raise BenchmarkError(
+            f"{where}: field {field!r} in {file} record {line} is a {type(value).__name__}; "
+            "name a text field inside it with a dotted path"
+        )
     return text
 
 

@@ -66,7 +66,9 @@ def _print_summary(console: Console, summary: dict[str, Any], output: Path) -> N
         table.add_column(column, justify="right", no_wrap=True)
     for name, b in summary["benchmarks"].items():
         short = "-" if b["items_too_short"] is None else f"{b['items_too_short']:,}"
-        table.add_row(Text(name), f"{b['items']:,}", short, f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.2f}%")
+        table.add_row(
+            Text(name), f"{b['items']:,}", short, f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.2f}%"
+        )
     console.print(table)
     console.print(
         f"{summary['docs_scanned']:,} documents scanned ({summary.get('quarantined', 0):,} records quarantined), "

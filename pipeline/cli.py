@@ -94,8 +94,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from classifiers.students import train_from_paths
     from classifiers.teacher import LABELS_FILE
     from pipeline.config import resolve_path
-    from pipeline.rundir import RunDir
     from pipeline.phases import SAMPLE_FILE
+    from pipeline.rundir import RunDir
 
     run = RunDir(Path(args.run))
     sample, labels = run.annotations / SAMPLE_FILE, run.annotations / LABELS_FILE
@@ -143,7 +143,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         assumptions = replace(assumptions, gpu_prefill_tokens_per_s=speed, gpu_source=f"measured in {args.run}")
     throughput = load_throughput(Path(args.throughput)) if args.throughput else load_throughput()
     tokens = parse_tokens(args.tokens)
-    print_plan(estimate(tokens, args.cores, args.gpus, throughput, assumptions), args.cores, args.gpus, throughput, assumptions, Console())
+    print_plan(
+        estimate(tokens, args.cores, args.gpus, throughput, assumptions),
+        args.cores,
+        args.gpus,
+        throughput,
+        assumptions,
+        Console(),
+    )
     return 0
 
 
@@ -186,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
     run.add_argument("--input", nargs="+", metavar="PATH", help="input files or globs (replaces input.paths)")
     run.add_argument("--output", metavar="RUN", help="run folder (replaces output.dir)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. dedup.bands=20")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key, e.g. dedup.bands=20"
+    )
     run.set_defaults(func=_cmd_run)
 
     synth = commands.add_parser("synth", parents=[debug], help="write a synthetic corpus with ground truth")
@@ -195,14 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=_cmd_synth)
 
-    demo = commands.add_parser("demo", parents=[debug], help="synthesize a corpus and run configs/demo.yaml on it, offline")
+    demo = commands.add_parser(
+        "demo", parents=[debug], help="synthesize a corpus and run configs/demo.yaml on it, offline"
+    )
     demo.add_argument("--docs", type=int, default=DEMO_DOCS)
     demo.add_argument("--output", default="runs/demo", metavar="RUN")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     demo.set_defaults(func=_cmd_demo)
 
-    audit = commands.add_parser("audit", parents=[debug], help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)")
+    audit = commands.add_parser(
+        "audit", parents=[debug], help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)"
+    )
     audit.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus files or globs")
     audit.add_argument("--benchmarks", required=True, metavar="SPEC", help="benchmark spec YAML (format in the README)")
     audit.add_argument("--output", default="audit", metavar="DIR", help="report folder (default: ./audit)")
@@ -217,13 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--workers", type=int, default=None)
     audit.set_defaults(func=_cmd_audit)
 
-    train = commands.add_parser("train", parents=[debug], help="(re)train the fastText students on a run's teacher labels")
+    train = commands.add_parser(
+        "train", parents=[debug], help="(re)train the fastText students on a run's teacher labels"
+    )
     train.add_argument("run", metavar="RUN", help="run folder whose annotations/ holds the P2 sample and labels")
     train.add_argument("--hyperparams", default="configs/students.yaml", metavar="YAML")
     train.add_argument("--output", metavar="DIR", help="models folder (default: RUN/models)")
     train.set_defaults(func=_cmd_train)
 
-    plan = commands.add_parser("plan", parents=[debug], help="estimate core-hours, GPU-hours, disk and wall clock for a corpus size")
+    plan = commands.add_parser(
+        "plan", parents=[debug], help="estimate core-hours, GPU-hours, disk and wall clock for a corpus size"
+    )
     plan.add_argument("--tokens", required=True, help="corpus size in tokens, e.g. 18T (Qwen2.5) or 500B")
     plan.add_argument("--cores", type=int, default=1024, help="CPU cores in the cluster (default 1024)")
     plan.add_argument("--gpus", type=int, default=8, help="GPUs for the teacher (default 8)")

@@ -112,14 +112,37 @@ class FilterSpec(Section):
 # The keyword options each teacher backend's constructor takes from `teacher`.
 _BACKEND_KEYS = {
     "endpoint": (
-        "url", "api", "concurrency", "timeout_s", "retries", "backoff_s", "top_logprobs", "generate_max_tokens",
-        "constrain", "chat_template_kwargs",
+        "url",
+        "api",
+        "concurrency",
+        "timeout_s",
+        "retries",
+        "backoff_s",
+        "top_logprobs",
+        "generate_max_tokens",
+        "constrain",
+        "chat_template_kwargs",
     ),
     "vllm": (
-        "tensor_parallel_size", "replicas", "max_model_len", "top_logprobs", "generate_max_tokens", "seed",
-        "revision", "gpu_memory_utilization", "dtype", "quantization", "max_num_batched_tokens",
-        "trust_remote_code", "max_logprobs", "chat_template_kwargs", "forward_env", "constrain", "load_timeout_s",
-        "block_timeout_s", "block_docs",
+        "tensor_parallel_size",
+        "replicas",
+        "max_model_len",
+        "top_logprobs",
+        "generate_max_tokens",
+        "seed",
+        "revision",
+        "gpu_memory_utilization",
+        "dtype",
+        "quantization",
+        "max_num_batched_tokens",
+        "trust_remote_code",
+        "max_logprobs",
+        "chat_template_kwargs",
+        "forward_env",
+        "constrain",
+        "load_timeout_s",
+        "block_timeout_s",
+        "block_docs",
     ),
     "transformers": ("device", "batch_size", "generate_max_tokens", "revision", "chat_template_kwargs"),
 }
@@ -313,7 +336,9 @@ class MixtureConfig(Section):
                 raise ValueError("mixture.mode is 'shares' but mixture.shares is empty: give a share per group")
             total = sum(self.shares.values())
             if total > 1 + SHARE_TOLERANCE:
-                raise ValueError(f"mixture.shares sum to {total:.4g}; they are fractions of the output and must sum to <= 1")
+                raise ValueError(
+                    f"mixture.shares sum to {total:.4g}; they are fractions of the output and must sum to <= 1"
+                )
         return self
 
 
@@ -322,9 +347,7 @@ class Config(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
-    filters: list[str | FilterSpec] = Field(
-        default_factory=lambda: list(FILTER_PRESETS)
-    )
+    filters: list[str | FilterSpec] = Field(default_factory=lambda: list(FILTER_PRESETS))
     # fused: one tokenization per document (stages/fused_heuristics.py); datatrove: its filters, the reference.
     filters_implementation: Literal["fused", "datatrove"] = "fused"
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
@@ -370,7 +393,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in item["loc"]) or "<root>"
         found = item.get("input")
         if item["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (found {found!r}); check the spelling against the README's config reference")
+            lines.append(
+                f"  {key}: unknown key (found {found!r}); check the spelling against the README's config reference"
+            )
         elif item["type"] == "missing":
             lines.append(f"  {key}: required key is missing")
         elif item["type"] == "value_error" and isinstance(found, dict):
@@ -479,4 +504,3 @@ def output_settings(tree: dict[str, Any]) -> dict[str, Any]:
 
 def dump_config(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-

@@ -62,7 +62,9 @@ def write_contamination_reports(
     return summary
 
 
-def _summary(rows: list[dict], docs_scanned: int, benchmarks: Sequence[Benchmark], config: DecontamConfig | None) -> dict[str, Any]:
+def _summary(
+    rows: list[dict], docs_scanned: int, benchmarks: Sequence[Benchmark], config: DecontamConfig | None
+) -> dict[str, Any]:
     items_hit, docs_hit = defaultdict(set), defaultdict(set)
     for row in rows:
         items_hit[row["benchmark"]].add(row["item_id"])
@@ -137,8 +139,15 @@ def _html(summary: dict[str, Any], rows: list[dict], benchmarks: Sequence[Benchm
     header = ["benchmark", "items", "too short", "items hit", "docs hit", "item rate", "doc rate"]
     body = []
     for name, b in summary["benchmarks"].items():
-        cells = [name, b["items"], "-" if b["items_too_short"] is None else b["items_too_short"], b["items_hit"],
-                 b["docs_hit"], f"{100 * b['rate']:.2f}%", f"{100 * b['doc_rate']:.3f}%"]
+        cells = [
+            name,
+            b["items"],
+            "-" if b["items_too_short"] is None else b["items_too_short"],
+            b["items_hit"],
+            b["docs_hit"],
+            f"{100 * b['rate']:.2f}%",
+            f"{100 * b['doc_rate']:.3f}%",
+        ]
         body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Contamination report</title>",
@@ -156,11 +165,16 @@ def _html(summary: dict[str, Any], rows: list[dict], benchmarks: Sequence[Benchm
     for name, examples in _examples(rows, benchmarks).items():
         parts.append(f"<h2>{escape(name)}: examples</h2>")
         for row, item_text in examples:
-            meta = (f"document {row['doc_id']} · item {row['item_id']} · LCS {row['lcs']} of {row['item_tokens']} item tokens"
-                    f" in a {row['window_tokens']}-token window · chars {row['start_char']}-{row['end_char']}")
+            meta = (
+                f"document {row['doc_id']} · item {row['item_id']} · "
+                f"LCS {row['lcs']} of {row['item_tokens']} item tokens"
+                f" in a {row['window_tokens']}-token window · chars {row['start_char']}-{row['end_char']}"
+            )
             item_html = _highlight(item_text, words.tokens(row["text"]))
             text_html = _highlight(row["text"], words.tokens(item_text))
-            parts.append(f"<p class='meta'>{escape(meta)}</p><div class='pair'><div><b>test item</b><pre>{item_html}</pre></div>"
-                         f"<div><b>matched text</b><pre>{text_html}</pre></div></div>")
+            parts.append(
+                f"<p class='meta'>{escape(meta)}</p><div class='pair'><div><b>test item</b><pre>{item_html}</pre></div>"
+                f"<div><b>matched text</b><pre>{text_html}</pre></div></div>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -87,4 +87,3 @@ def compute_funnel(run: RunDir, stages: list[str], counts_dir: Path, mixture_ori
             "holds": records == kept + total_rejected + quarantined,
         },
     }
-

@@ -152,7 +152,9 @@ def _teacher_and_students(ctx: RunContext) -> dict[str, Any]:
     labels_path = save_annotations(annotations, run.annotations)
     report = annotations.report()
     if report["errors"]:
-        ctx.console.print(f"[yellow]P2 teacher: failed answers {report['errors']} (see {run.annotations / 'report.json'})")
+        ctx.console.print(
+            f"[yellow]P2 teacher: failed answers {report['errors']} (see {run.annotations / 'report.json'})"
+        )
     ctx.console.print(f"P2 students: training fastText on {report['complete']} labelled documents")
     try:
         cards = train_from_paths(
@@ -203,13 +205,16 @@ def _exact_runs(ctx: RunContext) -> list[StepRun]:
     return [
         StepRun("P4 dedup keys", [PhaseInput(p3), DedupKeyStep(work)], ctx.tasks, work / "logs" / "keys"),
         StepRun(
-            "P4 exact + url duplicates", [DuplicateKeysStep(work, ctx.tasks, dedup.exact, dedup.url)], 1,
+            "P4 exact + url duplicates",
+            [DuplicateKeysStep(work, ctx.tasks, dedup.exact, dedup.url)],
+            1,
             work / "logs" / "duplicates",
         ),
         StepRun(
             "P4 exact + url filter",
             [PhaseInput(p3), DuplicateFilter(work, writers), PhaseOutput(_deduped_docs(ctx))],
-            ctx.tasks, work / "logs" / "filter",
+            ctx.tasks,
+            work / "logs" / "filter",
         ),
     ]
 
@@ -372,8 +377,12 @@ def _always(config: Config) -> bool:
 PHASES: tuple[Phase, ...] = (
     Phase("p1_filter", "P1 filter", _always, ("input",), _filter_steps, _document_count("p1_filter")),
     Phase(
-        "p2_teacher", "P2 teacher + students", lambda c: c.students.enabled, ("p1_filter",),
-        _no_steps, _teacher_and_students,
+        "p2_teacher",
+        "P2 teacher + students",
+        lambda c: c.students.enabled,
+        ("p1_filter",),
+        _no_steps,
+        _teacher_and_students,
     ),
     Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _document_count("p3_score")),
     Phase("p4_dedup", "P4 dedup", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _dedup_steps, _clusters),
@@ -410,11 +419,15 @@ def reject_stages(steps: list[PipelineStep]) -> list[str]:
     stages: list[str] = []
     for step in steps:
         for value in vars(step).values():
-            writers = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+            writers = (
+                value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+            )
             stages += [w.stage for w in writers if isinstance(w, RejectWriter) and w.stage not in stages]
     return stages
 
 
 def funnel_stages(ctx: RunContext) -> list[str]:
     """The funnel's rows: the reject stages of every enabled phase's steps, in pipeline order."""
-    return reject_stages([step for phase in enabled_phases(ctx.config) for r in phase.step_runs(ctx) for step in r.steps])
+    return reject_stages(
+        [step for phase in enabled_phases(ctx.config) for r in phase.step_runs(ctx) for step in r.steps]
+    )

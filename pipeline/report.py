@@ -67,7 +67,9 @@ def contamination_table(summary: dict) -> Table:
     for column in ("items", "items hit", "docs hit", "items hit %"):
         table.add_column(column, justify="right", no_wrap=True)
     for name, b in sorted(summary["benchmarks"].items()):
-        table.add_row(Text(name), f"{b['items']:,}", f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.1f}")
+        table.add_row(
+            Text(name), f"{b['items']:,}", f"{b['items_hit']:,}", f"{b['docs_hit']:,}", f"{100 * b['rate']:.1f}"
+        )
     return table
 
 

@@ -40,7 +40,9 @@ def _check_same_config(run: RunDir, config: Config) -> None:
 
 def config_hash(config: Config) -> str:
     """Hash of everything that shapes the output (engine and teacher resources do not)."""
-    return hashlib.sha256(json.dumps(output_settings(config.model_dump(mode="json")), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(output_settings(config.model_dump(mode="json")), sort_keys=True).encode()
+    ).hexdigest()[:16]
 
 
 def _load_or_plan_shards(run: RunDir, config: Config) -> list[Shard]:

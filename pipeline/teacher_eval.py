@@ -37,15 +37,21 @@ def evaluate(
     by_id = {str(r["id"]): r for r in human if "id" in r}
     matched = [doc_id for doc_id in sorted(by_id) if doc_id in teacher]
     report: dict[str, Any] = {"human": len(by_id), "matched": len(matched), "threshold": THRESHOLD}
-    pairs = [(by_id[d]["domain"], teacher[d]["domain"]) for d in matched
-             if by_id[d].get("domain") in taxonomy.ids and "domain" in teacher[d]]
+    pairs = [
+        (by_id[d]["domain"], teacher[d]["domain"])
+        for d in matched
+        if by_id[d].get("domain") in taxonomy.ids and "domain" in teacher[d]
+    ]
     if pairs:
         truth, pred = zip(*pairs)
         report["domain"] = domain_metrics(truth, pred) | {"n": len(pairs)}
     report["quality"] = {}
     for dim in rubric.ids:
-        pairs = [(float(by_id[d][dim]), float(teacher[d][f"quality_{dim}"])) for d in matched
-                 if _score(by_id[d].get(dim)) and f"quality_{dim}" in teacher[d]]
+        pairs = [
+            (float(by_id[d][dim]), float(teacher[d][f"quality_{dim}"]))
+            for d in matched
+            if _score(by_id[d].get(dim)) and f"quality_{dim}" in teacher[d]
+        ]
         if pairs:
             truth, pred = zip(*pairs)
             report["quality"][dim] = quality_metrics(truth, pred, THRESHOLD) | {"n": len(pairs)}
@@ -63,8 +69,9 @@ def _fmt(value: Any) -> str:
 def tables(report: dict[str, Any]) -> list[Table]:
     """Two narrow tables (and the largest confusions) instead of one wide one: fits 80 columns."""
     out = []
-    summary = Table(title=f"Teacher vs human labels ({report['matched']} of {report['human']} documents)",
-                    title_justify="left")
+    summary = Table(
+        title=f"Teacher vs human labels ({report['matched']} of {report['human']} documents)", title_justify="left"
+    )
     for column in ("label", "n", "accuracy", "macro-F1"):
         summary.add_column(column, justify="left" if column == "label" else "right")
     if "domain" in report:
@@ -100,7 +107,9 @@ def html_page(report: dict[str, Any], run: str) -> str:
     rows = []
     if "domain" in report:
         d = report["domain"]
-        rows.append(f"<tr><td>domain</td><td>{d['n']}</td><td>{_fmt(d['accuracy'])}</td><td>{_fmt(d['macro_f1'])}</td></tr>")
+        rows.append(
+            f"<tr><td>domain</td><td>{d['n']}</td><td>{_fmt(d['accuracy'])}</td><td>{_fmt(d['macro_f1'])}</td></tr>"
+        )
     qrows = "".join(
         f"<tr><td>{escape(dim)}</td><td>{q['n']}</td><td>{_fmt(q['spearman'])}</td><td>{_fmt(q['mae'])}</td>"
         f"<td>{_fmt(q[F1_KEY])}</td></tr>"
@@ -117,11 +126,11 @@ def html_page(report: dict[str, Any], run: str) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Teacher vs human labels: {escape(run)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child{{text-align:left}}</style></head>
-<body><h1>Teacher vs human labels</h1><p>Run: {escape(run)}. {report['matched']} of {report['human']}
+<body><h1>Teacher vs human labels</h1><p>Run: {escape(run)}. {report["matched"]} of {report["human"]}
 human-labelled documents matched by id.</p>
-<h2>Domain</h2><table><tr><th>label</th><th>n</th><th>accuracy</th><th>macro-F1</th></tr>{''.join(rows)}</table>
+<h2>Domain</h2><table><tr><th>label</th><th>n</th><th>accuracy</th><th>macro-F1</th></tr>{"".join(rows)}</table>
 <h2>Quality dimensions</h2><table><tr><th>dimension</th><th>n</th><th>Spearman</th><th>MAE</th>
-<th>F1 of score &gt;= {report['threshold']:g}</th></tr>{qrows}</table>
+<th>F1 of score &gt;= {report["threshold"]:g}</th></tr>{qrows}</table>
 <h2>Domain confusion (rows: human, columns: teacher)</h2><table><tr><th></th>{head}</tr>{body}</table>
 </body></html>
 """

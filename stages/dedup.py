@@ -69,9 +69,7 @@ BUCKET_SCHEMA = pa.schema(
         ("row", pa.int32()),
     ]
 )
-MEMBER_SCHEMA = pa.schema(
-    [("uid", pa.int64()), ("id", pa.string()), ("quality", pa.float64()), ("signed", pa.bool_())]
-)
+MEMBER_SCHEMA = pa.schema([("uid", pa.int64()), ("id", pa.string()), ("quality", pa.float64()), ("signed", pa.bool_())])
 EDGE_SCHEMA = pa.schema([("uid", pa.int64()), ("root", pa.int64())])
 ASSIGNMENT_SCHEMA = pa.schema(
     [

@@ -47,9 +47,7 @@ KEY_SCHEMA = pa.schema(
         ("url", pa.uint64()),
     ]
 )
-REMOVED_SCHEMA = pa.schema(
-    [("task", pa.int32()), ("uid", pa.int64()), ("stage", pa.string()), ("keeper", pa.string())]
-)
+REMOVED_SCHEMA = pa.schema([("task", pa.int32()), ("uid", pa.int64()), ("stage", pa.string()), ("keeper", pa.string())])
 EXACT_STAGE, URL_STAGE = "exact", "url"
 # Fields read for the URL and its date: WARC documents carry them in metadata, JSONL and Parquet
 # records keep their extra fields in metadata["input"].

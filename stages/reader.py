@@ -48,7 +48,15 @@ _GZ_STRIPE_LINES = 1024  # lines per block when a .gz file is striped over sever
 _GZ_RATIO = 4  # assumed text/gzip size ratio, only used to choose the number of stripes
 _PLAN_BLOCK = 16 << 20
 _INPUT_SUFFIXES = (
-    ".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".parquet", ".pq", *WARC_SUFFIXES
+    ".jsonl",
+    ".json",
+    ".ndjson",
+    ".jsonl.gz",
+    ".json.gz",
+    ".ndjson.gz",
+    ".parquet",
+    ".pq",
+    *WARC_SUFFIXES,
 )
 
 
@@ -347,4 +355,3 @@ def _parquet_records(shard: Shard) -> Iterator[tuple[int, Any]]:
             for record in batch.to_pylist():
                 yield row, record
                 row += 1
-

@@ -92,7 +92,7 @@ def reference_run(small_corpus, tmp_path_factory) -> Path:
 
 # A document and a config key that would run script if a report failed to escape them (the key
 # has no "." or "=", which --set would split on).
-PAYLOAD = '<script>document.body.setAttribute("data-pwned","1")</script><img src=x onerror="document.body.setAttribute(\'data-pwned\',\'1\')">'
+PAYLOAD = '<script>document.body.setAttribute("data-pwned","1")</script><img src=x onerror="document.body.setAttribute(\'data-pwned\',\'1\')">'  # noqa: E501
 KEY_PAYLOAD = '<script>top["document"]["body"]["setAttribute"]("data-pwned","1")</script>'
 
 
@@ -111,7 +111,11 @@ def demo_run(tmp_path_factory) -> Path:
     generate(corpus, docs=1500, seed=3)
     item = benchmark_items()[0]
     # a clean document survives the heuristic filters, so the payload reaches the contamination report
-    host = next(r for r in map(json.loads, (corpus / "corpus.jsonl").open()) if r["meta"]["kind"] == "clean" and r["meta"]["language"] == "en")
+    host = next(
+        r
+        for r in map(json.loads, (corpus / "corpus.jsonl").open())
+        if r["meta"]["kind"] == "clean" and r["meta"]["language"] == "en"
+    )
     # (inside the matched span; C4 keeps only lines that end in terminal punctuation)
     payload_doc = {
         "id": "payload-doc",
@@ -119,8 +123,18 @@ def demo_run(tmp_path_factory) -> Path:
     }
     with (corpus / "corpus.jsonl").open("a") as fh:
         fh.write(json.dumps(payload_doc) + "\n")
-    command = [sys.executable, "-m", "pipeline.cli", "demo", "--docs", "1500", "--output", str(run_dir),
-               "--set", f"mixture.multipliers.{KEY_PAYLOAD}=2.0"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "demo",
+        "--docs",
+        "1500",
+        "--output",
+        str(run_dir),
+        "--set",
+        f"mixture.multipliers.{KEY_PAYLOAD}=2.0",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir / "demo.stdout").write_text(result.stdout)

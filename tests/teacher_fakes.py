@@ -124,8 +124,11 @@ class Handler(BaseHTTPRequestHandler):
             top = [("zzz", 0.9), ("yyy", 0.1)]
         if "LOWMASS" in doc:
             top = [("zzz", 0.95), (label, 0.05)]
-        usage = {"prompt_tokens": len(text) // 4, "completion_tokens": 1,
-                 "prompt_tokens_details": {"cached_tokens": len(text) // 8}}
+        usage = {
+            "prompt_tokens": len(text) // 4,
+            "completion_tokens": 1,
+            "prompt_tokens_details": {"cached_tokens": len(text) // 8},
+        }
         if "messages" in body:
             entries = [{"token": t, "logprob": math.log(p)} for t, p in top]
             logprobs = {"content": [{"token": top[0][0], "logprob": math.log(top[0][1]), "top_logprobs": entries}]}

@@ -33,9 +33,13 @@ def test_every_bad_kind_end_to_end(small_corpus, tmp_path):
     duplicate_ids = [json.dumps({"id": "same-id", "text": r["text"]}).encode() for r in clean]
     (inputs / "bad.jsonl").write_bytes(b"\n".join(BAD_LINES + duplicate_ids) + b"\n")
     sentence = "The committee reviewed the harbour budget and approved the repairs. "
-    (inputs / "huge.jsonl").write_text(json.dumps({"id": "huge", "text": sentence * (20 * 2**20 // len(sentence))}) + "\n")
+    (inputs / "huge.jsonl").write_text(
+        json.dumps({"id": "huge", "text": sentence * (20 * 2**20 // len(sentence))}) + "\n"
+    )
     (inputs / "empty.jsonl").write_text("")
-    payload = gzip.compress(b"".join(json.dumps({"id": f"gz{i}", "text": clean[0]["text"]}).encode() + b"\n" for i in range(50)))
+    payload = gzip.compress(
+        b"".join(json.dumps({"id": f"gz{i}", "text": clean[0]["text"]}).encode() + b"\n" for i in range(50))
+    )
     (inputs / "truncated.jsonl.gz").write_bytes(payload[: len(payload) // 2])
 
     run_dir = tmp_path / "run"

@@ -15,7 +15,11 @@ from pipeline.config import CONFIGS_DIR
 
 def mixwright(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
         env={**os.environ, "COLUMNS": "200"},  # wide enough that table cells are not cut
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,7 +42,9 @@ def test_report(demo_run):
 
 
 def test_readme_reads_the_mixture_with_pyarrow(demo_run):
-    mixture = ds.dataset(demo_run / "mixture", format="parquet", partitioning="hive", exclude_invalid_files=True).to_table()
+    mixture = ds.dataset(
+        demo_run / "mixture", format="parquet", partitioning="hive", exclude_invalid_files=True
+    ).to_table()
     manifest = json.loads((demo_run / "mixture" / "manifest.json").read_text())
     assert mixture.num_rows == sum(d["docs_after"] for d in manifest["domains"].values())
     assert set(mixture.column("domain").to_pylist()) <= set(manifest["domains"])
@@ -46,8 +52,15 @@ def test_readme_reads_the_mixture_with_pyarrow(demo_run):
 
 def test_audit(demo_run, tmp_path):
     out = tmp_path / "audit"
-    result = mixwright("audit", "--benchmarks", "configs/benchmarks/demo.yaml", str(demo_run / "input" / "corpus.jsonl"),
-                       "--output", str(out), cwd=CONFIGS_DIR.parent)
+    result = mixwright(
+        "audit",
+        "--benchmarks",
+        "configs/benchmarks/demo.yaml",
+        str(demo_run / "input" / "corpus.jsonl"),
+        "--output",
+        str(out),
+        cwd=CONFIGS_DIR.parent,
+    )
     summary = json.loads((out / "contamination.json").read_text())
     assert summary["benchmarks"]["synthbench"]["docs_hit"] > 0
     assert "synthbench" in result.stdout + result.stderr
@@ -69,14 +82,38 @@ def test_plan():
 def test_run_on_your_own_corpus(small_corpus, tmp_path):
     """README section 2, with the demo config and the teacher labels of the synthetic corpus."""
     run_dir = tmp_path / "mine"
-    result = mixwright("run", str(CONFIGS_DIR / "demo.yaml"), "--input", str(small_corpus / "corpus.jsonl"),
-                       "--output", str(run_dir), "--set", f"teacher.labels_path={small_corpus / 'annotations.jsonl'}")
+    result = mixwright(
+        "run",
+        str(CONFIGS_DIR / "demo.yaml"),
+        "--input",
+        str(small_corpus / "corpus.jsonl"),
+        "--output",
+        str(run_dir),
+        "--set",
+        f"teacher.labels_path={small_corpus / 'annotations.jsonl'}",
+    )
     assert (run_dir / "mixture" / "manifest.json").is_file()
     assert "holds" in result.stdout
-    rerun = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(CONFIGS_DIR / "demo.yaml"), "--input",
-                            str(small_corpus / "corpus.jsonl"), "--output", str(run_dir), "--set",
-                            f"teacher.labels_path={small_corpus / 'annotations.jsonl'}", "--set", "engine.kind=local"],
-                           capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(CONFIGS_DIR / "demo.yaml"),
+            "--input",
+            str(small_corpus / "corpus.jsonl"),
+            "--output",
+            str(run_dir),
+            "--set",
+            f"teacher.labels_path={small_corpus / 'annotations.jsonl'}",
+            "--set",
+            "engine.kind=local",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert rerun.stderr.count("already complete") == 7, "every phase is skipped on rerun, whatever the engine"
 

@@ -57,7 +57,9 @@ def test_unknown_filter_preset_and_param(tmp_path, corpus_file, capsys):
     code, err = _run(["run", str(cfg)], capsys)
     assert code == 2 and "filters:" in err and "gopher_qualty" in err
     cfg = write_config(
-        tmp_path / "c.yaml", [str(corpus_file)], tmp_path / "run2",
+        tmp_path / "c.yaml",
+        [str(corpus_file)],
+        tmp_path / "run2",
         filters=[{"name": "gopher_quality", "params": {"min_doc_wordz": 10}}],
     )
     code, err = _run(["run", str(cfg)], capsys)
@@ -89,7 +91,9 @@ def test_not_yaml_mapping(tmp_path):
         (["quality.min_quality=2.5"], "quality.min_quality"),
     ],
 )
-def test_settings_that_cannot_run_exit_2_before_the_run_folder_exists(tmp_path, corpus_file, capsys, overrides, expected):
+def test_settings_that_cannot_run_exit_2_before_the_run_folder_exists(
+    tmp_path, corpus_file, capsys, overrides, expected
+):
     cfg = write_config(tmp_path / "c.yaml", [str(corpus_file)], tmp_path / "run")
     code, err = _run(["run", str(cfg), *(arg for o in overrides for arg in ("--set", o))], capsys)
     assert code == 2

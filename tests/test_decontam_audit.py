@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
-from pipeline.audit import run_audit
-from pipeline.contamination_report import write_contamination_reports
 from decontam.benchmarks import load_benchmarks
+from pipeline.audit import run_audit
 from pipeline.config import DecontamConfig, EngineConfig
+from pipeline.contamination_report import write_contamination_reports
 from pipeline.docio import RejectWriter
 from pipeline.synth import benchmark_items
 from stages.decontam import MATCH_SCHEMA, ContaminationFilter
@@ -30,8 +30,11 @@ def _docs() -> list[Document]:
 @pytest.mark.parametrize("action", ["drop", "annotate"])
 def test_filter_tags_drops_and_writes_matches(tmp_path, monkeypatch, action):
     monkeypatch.chdir(tmp_path)  # the packaged spec resolves from any folder
-    step = ContaminationFilter(DecontamConfig(benchmarks=DEMO_SPEC, action=action), tmp_path / "matches",
-                               RejectWriter(tmp_path / "rejected", "decontam"))
+    step = ContaminationFilter(
+        DecontamConfig(benchmarks=DEMO_SPEC, action=action),
+        tmp_path / "matches",
+        RejectWriter(tmp_path / "rejected", "decontam"),
+    )
     kept = list(step.run(iter(_docs()), rank=3))
     assert [d.id for d in kept] == (["planted", "clean"] if action == "annotate" else ["clean"])
     assert kept[-1].metadata["contamination"] == []
@@ -50,7 +53,9 @@ def test_filter_tags_drops_and_writes_matches(tmp_path, monkeypatch, action):
     (reject,) = pq.read_table(rejected).to_pylist()
     details = json.loads(reject["details"])
     assert reject["id"] == "planted" and reject["reason"] == "contaminated"
-    assert {"benchmark", "item_id", "lcs", "window_tokens", "item_tokens", "start_char", "end_char", "matches"} <= set(details)
+    assert {"benchmark", "item_id", "lcs", "window_tokens", "item_tokens", "start_char", "end_char", "matches"} <= set(
+        details
+    )
 
 
 def test_html_escapes_untrusted_text(tmp_path):
@@ -66,7 +71,11 @@ def test_html_escapes_untrusted_text(tmp_path):
     assert summary["docs_contaminated"] == 1 and summary["benchmarks"]["<i>bench</i>"]["items_hit"] == 1
     html = (tmp_path / "out" / "contamination.html").read_text()
     assert "<script" not in html and "<img" not in html and "<i>" not in html and "<b>opens" not in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;/<mark>script</mark>&gt;" in html and "&lt;i&gt;bench" in html
+    assert (
+        "&lt;img src=x onerror=alert(1)&gt;" in html
+        and "&lt;/<mark>script</mark>&gt;" in html
+        and "&lt;i&gt;bench" in html
+    )
     assert "http" not in html  # self-contained: nothing fetched
 
 
@@ -87,7 +96,9 @@ def test_run_audit_local_and_ray_agree(tmp_path, ray_session):
     results = {}
     for kind in ("local", "ray"):
         out = tmp_path / kind
-        summary = run_audit(Path(DEMO_SPEC), corpus, out, DecontamConfig(), EngineConfig(kind=kind, workers=2), show_progress=False)
+        summary = run_audit(
+            Path(DEMO_SPEC), corpus, out, DecontamConfig(), EngineConfig(kind=kind, workers=2), show_progress=False
+        )
         table = pq.read_table(out / "contamination.parquet")
         assert table.schema.names == MATCH_SCHEMA.names
         assert (out / "contamination.html").is_file()

@@ -355,8 +355,15 @@ def test_p5_removal_metadata_and_report(synth, synth_run, tmp_path):
     assert sizes == sorted(sizes, reverse=True) and len(sizes) == min(10, len(keepers))
     assert {c["keeper"] for c in report["largest_clusters"]} <= keeper_ids
     assert report["parameters"] == {
-        "ngram": 5, "bands": 14, "rows": 8, "num_perm": 112, "seed": 1, "threshold": None,
-        "lsh_threshold": 0.719, "verify": True, "verify_threshold": 0.719,
+        "ngram": 5,
+        "bands": 14,
+        "rows": 8,
+        "num_perm": 112,
+        "seed": 1,
+        "threshold": None,
+        "lsh_threshold": 0.719,
+        "verify": True,
+        "verify_threshold": 0.719,
     }
     assert report["s_curve"]["0.8"] == pytest.approx(candidate_probability(0.8, 14, 8), abs=1e-4)
     assert set(report["s_curve"]) == {"0.5", "0.7", "0.8", "0.9"}

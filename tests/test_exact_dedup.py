@@ -119,8 +119,15 @@ def _corpus(path: Path) -> Path:
 
 def test_pipeline_funnel_rejected_and_report(tmp_path):
     corpus = _corpus(tmp_path / "corpus.jsonl")
-    config = write_config(tmp_path / "c.json", [str(corpus)], tmp_path / "run", langid={"enabled": False},
-                          filters=[], decontam={"enabled": False}, input={"shard_mb": 0.01})
+    config = write_config(
+        tmp_path / "c.json",
+        [str(corpus)],
+        tmp_path / "run",
+        langid={"enabled": False},
+        filters=[],
+        decontam={"enabled": False},
+        input={"shard_mb": 0.01},
+    )
     funnel = run_pipeline(load_config(config), show_progress=False)
     rows = {row["name"]: row for row in funnel["stages"]}
     names = [row["name"] for row in funnel["stages"]]
@@ -143,8 +150,15 @@ def test_pipeline_funnel_rejected_and_report(tmp_path):
 
 def test_switches_off_give_no_rows(tmp_path):
     corpus = _corpus(tmp_path / "corpus.jsonl")
-    config = write_config(tmp_path / "c.json", [str(corpus)], tmp_path / "run", langid={"enabled": False},
-                          filters=[], decontam={"enabled": False}, dedup={"exact": False, "url": False})
+    config = write_config(
+        tmp_path / "c.json",
+        [str(corpus)],
+        tmp_path / "run",
+        langid={"enabled": False},
+        filters=[],
+        decontam={"enabled": False},
+        dedup={"exact": False, "url": False},
+    )
     funnel = run_pipeline(load_config(config), show_progress=False)
     names = [row["name"] for row in funnel["stages"]]
     assert "exact" not in names and "url" not in names

@@ -22,9 +22,7 @@ ENGLISH = "One sentence here, with the words of it. Another one follows; it is l
 
 def _steps(languages: list[str], filters: list | None = None) -> dict[str, HeuristicFilters]:
     config, filters = LangIdConfig(languages=languages), filters or list(FILTER_PRESETS)
-    return {
-        impl: build_heuristic_steps(filters, config, "unused", impl)[-1] for impl in ("fused", "datatrove")
-    }
+    return {impl: build_heuristic_steps(filters, config, "unused", impl)[-1] for impl in ("fused", "datatrove")}
 
 
 def _disagreements(steps: dict[str, HeuristicFilters], docs: list[tuple[str, str, str]]) -> list[str]:
@@ -53,8 +51,10 @@ ADVERSARIAL = {
     "citations": ("Rivers flow to the sea [1]. Most of them are long [citation needed]. It rains [edit].\n") * 10,
     "lorem": ENGLISH + "\n" + "Lorem ipsum dolor sit amet, it is nice text.\n" + ENGLISH * 5,
     "curly": (ENGLISH + "\n") * 6 + "Use the {braces} in a sentence like this one.\n",
-    "policy_javascript": ("Please enable JavaScript in your browser to see it.\nRead our privacy policy here now.\n"
-                          + (ENGLISH + "\n") * 8),
+    "policy_javascript": (
+        "Please enable JavaScript in your browser to see it.\nRead our privacy policy here now.\n"
+        + (ENGLISH + "\n") * 8
+    ),
     "bullets": "\n".join(f"- item number {i} is here and is fine." for i in range(40)),
     "ellipsis": "\n".join(f"And then the story went on and on {i}..." for i in range(40)),
     "hashes": "#tag #more #news " * 60 + ENGLISH,

@@ -30,8 +30,10 @@ def labelled_corpus(tmp_path: Path) -> Path:
     words = "the river carries cold water from the mountains to the sea every spring season".split()
     docs = [{"id": f"d{i}", "text": " ".join(words[i:] + words[:i]) * 3} for i in range(3)]
     (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    labels = [{"id": d["id"], "domain": "science", "educational_value": 3, "writing_quality": 3,
-               "information_density": 3} for d in docs]
+    labels = [
+        {"id": d["id"], "domain": "science", "educational_value": 3, "writing_quality": 3, "information_density": 3}
+        for d in docs
+    ]
     (folder / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
     return folder
 
@@ -54,9 +56,14 @@ def labelled_corpus(tmp_path: Path) -> Path:
 def test_refused_before_any_work_then_corrected_run_accepted(tmp_path, labelled_corpus, capsys, overrides, key, found):
     run_dir = tmp_path / "run"
     cfg = write_config(
-        tmp_path / "c.yaml", [str(labelled_corpus / "corpus.jsonl")], run_dir,
-        students={"enabled": True}, teacher={"labels_path": str(labelled_corpus / "labels.jsonl")},
-        decontam={"enabled": False}, dedup={"enabled": False}, filters=[],
+        tmp_path / "c.yaml",
+        [str(labelled_corpus / "corpus.jsonl")],
+        run_dir,
+        students={"enabled": True},
+        teacher={"labels_path": str(labelled_corpus / "labels.jsonl")},
+        decontam={"enabled": False},
+        dedup={"enabled": False},
+        filters=[],
     )
     code, err = _run(["run", str(cfg), *_sets(overrides)], capsys)
     assert code == 2, err
@@ -77,8 +84,11 @@ def _sets(overrides: list[str]) -> list[str]:
 
 def test_every_problem_is_named_at_once(tmp_path, labelled_corpus, capsys):
     cfg = write_config(
-        tmp_path / "c.yaml", [str(labelled_corpus / "corpus.jsonl")], tmp_path / "run",
-        students={"enabled": True}, teacher={"labels_path": str(labelled_corpus / "labels.jsonl")},
+        tmp_path / "c.yaml",
+        [str(labelled_corpus / "corpus.jsonl")],
+        tmp_path / "run",
+        students={"enabled": True},
+        teacher={"labels_path": str(labelled_corpus / "labels.jsonl")},
     )
     sets = ["students.hyperparams=nope.yaml", "mixture.tokenizer=absent.json", "decontam.benchmarks=none.yaml"]
     code, err = _run(["run", str(cfg), *_sets(sets)], capsys)
@@ -102,13 +112,24 @@ def test_a_failing_bug_prints_one_line_without_traceback(tmp_path):
 def test_resource_settings_neither_block_resume_nor_change_the_hash(tmp_path, labelled_corpus, capsys):
     run_dir = tmp_path / "run"
     cfg = write_config(
-        tmp_path / "c.yaml", [str(labelled_corpus / "corpus.jsonl")], run_dir,
-        students={"enabled": False}, decontam={"enabled": False}, dedup={"enabled": False}, filters=[],
+        tmp_path / "c.yaml",
+        [str(labelled_corpus / "corpus.jsonl")],
+        run_dir,
+        students={"enabled": False},
+        decontam={"enabled": False},
+        dedup={"enabled": False},
+        filters=[],
     )
     assert _run(["run", str(cfg)], capsys)[0] == 0
     resources = [
-        "engine.workers=2", "teacher.replicas=4", "teacher.tensor_parallel_size=2", "teacher.concurrency=64",
-        "teacher.timeout_s=5", "teacher.retries=9", "teacher.backoff_s=0.5", "teacher.batch_size=32",
+        "engine.workers=2",
+        "teacher.replicas=4",
+        "teacher.tensor_parallel_size=2",
+        "teacher.concurrency=64",
+        "teacher.timeout_s=5",
+        "teacher.retries=9",
+        "teacher.backoff_s=0.5",
+        "teacher.batch_size=32",
         "teacher.device=cpu",
     ]
     code, err = _run(["run", str(cfg), *_sets(resources)], capsys)

@@ -49,7 +49,12 @@ def test_contamination_table_at_80_columns():
         "docs_contaminated": 12,
         "docs_scanned": 123_456,
         "benchmarks": {
-            "a_benchmark_with_a_rather_long_name_indeed": {"items": 35_089, "items_hit": 1_234, "docs_hit": 99, "rate": 0.0352}
+            "a_benchmark_with_a_rather_long_name_indeed": {
+                "items": 35_089,
+                "items_hit": 1_234,
+                "docs_hit": 99,
+                "rate": 0.0352,
+            }
         },
     }
     text = _render([contamination_table(summary)], 80)

@@ -49,8 +49,12 @@ def render(page: Path, tmp_path: Path) -> str:
     dom = subprocess.run([*base, "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     shot = tmp_path / f"{page.stem}.png"
-    subprocess.run([*base, "--window-size=1280,2400", f"--screenshot={shot}", probed.as_uri()],
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [*base, "--window-size=1280,2400", f"--screenshot={shot}", probed.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000, "no screenshot"
     assert "Uncaught" not in dom.stderr, dom.stderr[-2000:]
     return dom.stdout

@@ -141,8 +141,11 @@ def test_pipeline_with_input_in_a_bucket_equals_local_and_resumes_after_sigkill(
     run_dir = tmp_path / "s3run"
     # first attempt, killed (SIGKILL, the whole process group) once P1 is complete
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", str(cfg)], cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [sys.executable, "-m", "pipeline.cli", "run", str(cfg)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 600
     while not (run_dir / "work" / "p1_filter" / "_COMPLETE.json").exists():

@@ -90,8 +90,14 @@ def test_scorer_keeps_teacher_labels_and_filter_rejects(trained, tmp_path):
     folder, _, texts, labels = trained
     uids = list(texts)[:40]
     docs = [Document(text=texts[u], id=f"d{i}", metadata={"uid": u}) for i, u in enumerate(uids)]
-    teacher = {uids[0]: {"domain": "religion", "domain_prob": 1.0, "domain_probs": {"religion": 1.0},
-                         **{f"quality_{d}": 0.0 for d in RUBRIC.ids}}}
+    teacher = {
+        uids[0]: {
+            "domain": "religion",
+            "domain_prob": 1.0,
+            "domain_probs": {"religion": 1.0},
+            **{f"quality_{d}": 0.0 for d in RUBRIC.ids},
+        }
+    }
     scored = list(StudentScorer(folder, teacher).run(iter(docs)))
     assert len(scored) == 40
     first = scored[0].metadata

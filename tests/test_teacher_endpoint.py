@@ -95,8 +95,16 @@ def test_judge_answers_reach_the_annotations(server, tmp_path, constrain, api):
 
 
 def test_faults_are_counted_never_labelled(server, tmp_path):
-    sample = docs("SLOW doc", "GARBAGE doc", "NOLABEL doc", "BADREQ doc", "TOOLONG doc", "LOWMASS doc",
-                  "NOLOGPROBS doc", "fine doc")
+    sample = docs(
+        "SLOW doc",
+        "GARBAGE doc",
+        "NOLABEL doc",
+        "BADREQ doc",
+        "TOOLONG doc",
+        "LOWMASS doc",
+        "NOLOGPROBS doc",
+        "fine doc",
+    )
     result = annotate(sample, config(server.url), TAXONOMY, RUBRIC, tmp_path, **FAST)
     n = QUESTIONS
     assert result.errors["timeout"] == n and result.errors["too_long"] == n and result.errors["server_error"] == n

@@ -41,8 +41,15 @@ def test_logprobs_mode_gives_valid_labels(tiny_model, tmp_path):
     assert report["label_mass"]["measured"] == result.asked and 0 < report["label_mass"]["min"] < 1
     assert report["throughput"]["prompt_tokens"] > 0 and report["throughput"]["prompt_tokens_per_s"] > 0
     # the default floor turns a random model's answers into counted failures, never labels
-    strict = annotate(docs, TeacherConfig(backend="transformers", model=str(tiny_model)), TAXONOMY, RUBRIC,
-                      tmp_path / "strict", device="cpu", batch_size=2)
+    strict = annotate(
+        docs,
+        TeacherConfig(backend="transformers", model=str(tiny_model)),
+        TAXONOMY,
+        RUBRIC,
+        tmp_path / "strict",
+        device="cpu",
+        batch_size=2,
+    )
     assert strict.report()["label_mass"]["below_threshold"] == strict.errors["unparseable"] > 0
     for labels in result.labels.values():
         assert labels["domain"] in TAXONOMY.ids

@@ -53,8 +53,16 @@ def test_sampling_kwargs_are_prefill_only_and_unconstrained_by_default():
 
 
 def test_engine_options_reach_the_engine():
-    kw = engine_kwargs("Qwen/Qwen2.5-7B-Instruct", tensor_parallel_size=4, max_model_len=4096, revision="abc",
-                       quantization="fp8", max_num_batched_tokens=16384, trust_remote_code=True, max_logprobs=40)
+    kw = engine_kwargs(
+        "Qwen/Qwen2.5-7B-Instruct",
+        tensor_parallel_size=4,
+        max_model_len=4096,
+        revision="abc",
+        quantization="fp8",
+        max_num_batched_tokens=16384,
+        trust_remote_code=True,
+        max_logprobs=40,
+    )
     assert kw["tensor_parallel_size"] == 4 and kw["enable_prefix_caching"] is True and kw["max_logprobs"] == 40
     assert kw["revision"] == "abc" and kw["quantization"] == "fp8" and kw["max_num_batched_tokens"] == 16384
     assert "quantization" not in engine_kwargs("m")  # unset options keep vLLM's defaults
@@ -115,8 +123,10 @@ def test_replica_marks_too_long_prompts_and_answers_the_rest(fake_vllm):
     sampling = [sampling_kwargs(r.question.labels, "logprobs") for r in requests]
     conversations = [r.messages for r in requests]
     with pytest.raises(ValueError, match="longer than the maximum model length"):  # vLLM: one bad prompt sinks all
-        rep.llm.generate([{"prompt_token_ids": rep._token_ids(c)} for c in conversations], [
-            fake_vllm.SamplingParams(**s) for s in sampling])
+        rep.llm.generate(
+            [{"prompt_token_ids": rep._token_ids(c)} for c in conversations],
+            [fake_vllm.SamplingParams(**s) for s in sampling],
+        )
     raw = rep.run(conversations, sampling)
     outcomes = [outcome_from_raw(a, r.question.labels, "logprobs") for a, r in zip(raw, requests)]
     assert all(isinstance(o, TeacherError) and o.kind == "too_long" for o in outcomes[QUESTIONS : 2 * QUESTIONS])
@@ -133,8 +143,10 @@ def test_replica_marks_too_long_prompts_and_answers_the_rest(fake_vllm):
 def test_replica_constrained_answers_are_post_mask(fake_vllm):
     rep = replica()
     requests = requests_for("some text")
-    raw = rep.run([r.messages for r in requests], [sampling_kwargs(r.question.labels, "logprobs", constrain=True)
-                                                  for r in requests])
+    raw = rep.run(
+        [r.messages for r in requests],
+        [sampling_kwargs(r.question.labels, "logprobs", constrain=True) for r in requests],
+    )
     for answer, request in zip(raw, requests):
         outcome = outcome_from_raw(answer, request.question.labels, "logprobs")
         assert outcome.mass == pytest.approx(1.0)  # the mask hides the label mass: why constrain is off by default
@@ -187,8 +199,15 @@ def ray_two_gpus(tmp_path_factory):
 
 def vllm_teacher(**kw) -> TeacherConfig:
     env = ["PYTHONPATH", "FAKE_VLLM_DIE_ONCE"]  # the fake vllm reaches the replicas as a user's HF_TOKEN would
-    return TeacherConfig(backend="vllm", model=kw.pop("model", "judge"), forward_env=env, block_docs=2,
-                         load_timeout_s=120, block_timeout_s=120, **kw)
+    return TeacherConfig(
+        backend="vllm",
+        model=kw.pop("model", "judge"),
+        forward_env=env,
+        block_docs=2,
+        load_timeout_s=120,
+        block_timeout_s=120,
+        **kw,
+    )
 
 
 def sample(*texts: str) -> list[Document]:
@@ -203,8 +222,11 @@ def test_ray_replicas_label_the_sample_and_release_the_gpus(ray_two_gpus, monkey
     result = annotate(docs, vllm_teacher(permutations=1), TAXONOMY, RUBRIC, ray_two_gpus / "a")
     assert result.errors == {} and result.report()["complete"] == len(docs)
     for doc in docs:
-        domain_prompt = prompts.plain_prompt(prompts.messages(
-            prompts.system_prompt(TAXONOMY, RUBRIC), doc.text, prompts.questions(TAXONOMY, RUBRIC, "logprobs")[0]))
+        domain_prompt = prompts.plain_prompt(
+            prompts.messages(
+                prompts.system_prompt(TAXONOMY, RUBRIC), doc.text, prompts.questions(TAXONOMY, RUBRIC, "logprobs")[0]
+            )
+        )
         assert result.labels[doc.metadata["uid"]]["domain"] == TAXONOMY.by_letter()[judge_label(domain_prompt)]
     throughput = result.report()["throughput"]
     assert throughput["gpus"] == 2 and throughput["prefix_cache_hit_share"] > 0.3
@@ -234,8 +256,9 @@ def test_a_model_that_cannot_load_fails_fast_with_its_error(ray_two_gpus, monkey
     monkeypatch.setenv("PYTHONPATH", str(FAKE_VLLM))
     logs = ray_two_gpus / "logs"
     with pytest.raises(PhaseFailed, match="failed to load broken-model: .*CUDA out of memory") as failed:
-        annotate(sample("x"), vllm_teacher(model="broken-model"), TAXONOMY, RUBRIC, ray_two_gpus / "c",
-                 log_dir=str(logs))
+        annotate(
+            sample("x"), vllm_teacher(model="broken-model"), TAXONOMY, RUBRIC, ray_two_gpus / "c", log_dir=str(logs)
+        )
     # the replica's own output, which Ray would keep in a worker log on its node, is in the message
     assert "last lines of" in str(failed.value) and "not enough free memory" in str(failed.value)
     failed_log = str(failed.value).split("last lines of ", 1)[1].split(":\n", 1)[0]

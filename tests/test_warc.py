@@ -63,27 +63,54 @@ def write_warc(path: Path, pages: int = 4, extras: bool = True) -> Path:
         for i in range(pages):
             url = f"http://example.com/page/{i}"
             request = writer.create_warc_record(
-                url, "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"),
+                url,
+                "request",
+                payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"),
                 http_headers=StatusAndHeaders("GET / HTTP/1.1", [], is_http_request=True),
             )
             writer.write_record(request)
-            _response(writer, url, page(f"Page {i}", good_paragraphs(i)), "text/html; charset=utf-8",
-                      f"2024-01-{i % 28 + 1:02d}T00:00:00Z")
+            _response(
+                writer,
+                url,
+                page(f"Page {i}", good_paragraphs(i)),
+                "text/html; charset=utf-8",
+                f"2024-01-{i % 28 + 1:02d}T00:00:00Z",
+            )
         if extras:
-            _response(writer, "http://example.com/logo.png", b"\x89PNG\r\n\x1a\n" + bytes(200), "image/png",
-                      "2024-02-01T00:00:00Z")
-            _response(writer, "http://example.com/empty", b"<html><head></head><body></body></html>",
-                      "text/html", "2024-02-02T00:00:00Z")
+            _response(
+                writer,
+                "http://example.com/logo.png",
+                b"\x89PNG\r\n\x1a\n" + bytes(200),
+                "image/png",
+                "2024-02-01T00:00:00Z",
+            )
+            _response(
+                writer,
+                "http://example.com/empty",
+                b"<html><head></head><body></body></html>",
+                "text/html",
+                "2024-02-02T00:00:00Z",
+            )
             cyrillic = ["Москва является столицей России и крупнейшим городом страны по численности населения."] * 3
-            _response(writer, "http://example.ru/news", page("Новости", cyrillic, "cp1251"),
-                      "text/html; charset=windows-1251", "2024-02-03T00:00:00Z")
+            _response(
+                writer,
+                "http://example.ru/news",
+                page("Новости", cyrillic, "cp1251"),
+                "text/html; charset=windows-1251",
+                "2024-02-03T00:00:00Z",
+            )
             japanese = [
                 "東京は日本の首都であり、世界で最も人口の多い都市圏の一つです。",
                 "多くの人々が毎日電車で通勤しています。",
             ] * 4
             body = "".join(f"<p>{p}</p>" for p in japanese)
-            _response(writer, "http://example.jp/tokyo", f"<html><body><article>{body}</article></body></html>"
-                      .encode("shift_jis"), "text/html", "2024-02-04T00:00:00Z")
+            _response(
+                writer,
+                "http://example.jp/tokyo",
+                f"<html><body><article>{body}</article></body></html>".encode("shift_jis"),
+                "text/html",
+                "2024-02-04T00:00:00Z",
+            )
     return path
 
 
@@ -177,8 +204,14 @@ def test_large_archive_is_cut_into_ranges_each_record_read_once(tmp_path, suffix
 
 def test_warc_run_end_to_end_conserves_records(tmp_path):
     write_warc(tmp_path / "crawl.warc.gz", pages=6)
-    config = write_config(tmp_path / "config.json", [str(tmp_path / "*.warc.gz")], tmp_path / "run",
-                          langid={"enabled": False}, filters=[], decontam={"enabled": False})
+    config = write_config(
+        tmp_path / "config.json",
+        [str(tmp_path / "*.warc.gz")],
+        tmp_path / "run",
+        langid={"enabled": False},
+        filters=[],
+        decontam={"enabled": False},
+    )
     funnel = run_pipeline(load_config(config), show_progress=False)
     rows = {row["name"]: row for row in funnel["stages"]}
     assert rows["read"]["in"] == 10

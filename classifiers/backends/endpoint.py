@@ -201,8 +201,15 @@ class EndpointBackend:
 
     def _ask_one(self, request: Request, mode: str) -> Outcome:
         body = request_body(
-            self.model, request.messages, request.question.labels, mode, self.api, self.top_logprobs,
-            self.generate_max_tokens, self.constrain, self.chat_template_kwargs,
+            self.model,
+            request.messages,
+            request.question.labels,
+            mode,
+            self.api,
+            self.top_logprobs,
+            self.generate_max_tokens,
+            self.constrain,
+            self.chat_template_kwargs,
         )
         error = TeacherError("server_error", "no attempt")
         skip: set[int] = set()

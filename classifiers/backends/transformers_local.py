@@ -128,7 +128,9 @@ class TransformersBackend:
 
     def _generate(self, inputs: Any, requests: Sequence[Request]) -> list[Outcome]:
         output = self._lm.generate(
-            **inputs, max_new_tokens=self.generate_max_tokens, do_sample=False,
+            **inputs,
+            max_new_tokens=self.generate_max_tokens,
+            do_sample=False,
             pad_token_id=self._tokenizer.pad_token_id,
         )
         texts = self._tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)

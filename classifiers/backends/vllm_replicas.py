@@ -228,8 +228,17 @@ class VllmBackend:
         self.replicas = replicas
         self.tensor_parallel_size = tensor_parallel_size
         self.engine = engine_kwargs(
-            model, tensor_parallel_size, max_model_len, gpu_memory_utilization, seed, revision, dtype,
-            quantization, max_num_batched_tokens, trust_remote_code, max_logprobs,
+            model,
+            tensor_parallel_size,
+            max_model_len,
+            gpu_memory_utilization,
+            seed,
+            revision,
+            dtype,
+            quantization,
+            max_num_batched_tokens,
+            trust_remote_code,
+            max_logprobs,
         )
         self.top_logprobs = top_logprobs
         self.generate_max_tokens = generate_max_tokens

@@ -19,9 +19,19 @@ from typing import Any
 from vllm.sampling_params import SamplingParams, StructuredOutputsParams  # noqa: F401
 
 _ENGINE_ARGS = {
-    "model", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "seed", "enable_prefix_caching",
-    "distributed_executor_backend", "revision", "dtype", "quantization", "max_num_batched_tokens",
-    "trust_remote_code", "max_logprobs",
+    "model",
+    "tensor_parallel_size",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "seed",
+    "enable_prefix_caching",
+    "distributed_executor_backend",
+    "revision",
+    "dtype",
+    "quantization",
+    "max_num_batched_tokens",
+    "trust_remote_code",
+    "max_logprobs",
 }
 LETTERS = [chr(ord("A") + i) for i in range(18)]
 DIGITS = ["0", "1", "2", "3", "4", "5"]
