@@ -479,6 +479,12 @@ RESOURCE_KEYS = (
     "teacher.backoff_s",
     "teacher.batch_size",
     "teacher.device",
+    "teacher.gpu_memory_utilization",
+    "teacher.max_num_batched_tokens",
+    "teacher.forward_env",
+    "teacher.load_timeout_s",
+    "teacher.block_timeout_s",
+    "teacher.block_docs",
 )
 
 

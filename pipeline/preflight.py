@@ -20,6 +20,7 @@ from classifiers.taxonomy import load_rubric, load_taxonomy
 from decontam.benchmarks import load_benchmarks
 from decontam.tokenize import load_tokenizer
 from pipeline.config import Config, resolve_path
+from pipeline.engine import ensure_ray
 from pipeline.errors import ConfigError
 from pipeline.phases import RunContext, enabled_phases
 from pipeline.rundir import RunDir
@@ -120,13 +121,27 @@ def _check_output(config: Config) -> None:
         raise ConfigError(f"output.dir: expected a run folder (new or existing), found a file at {root}")
 
 
+def _check_cluster(config: Config) -> None:
+    """An unreachable engine.address or a refused token is named before the run folder exists."""
+    if config.engine.kind == "ray" and config.engine.address:
+        ensure_ray(config.engine)
+
+
 def _dry_build(config: Config, run: RunDir, console: Console) -> None:
     ctx = RunContext(config=config, run=run, console=console, shards=plan_shards(config.input))
     for phase in enabled_phases(config):
         phase.step_runs(ctx)
 
 
-CHECKS = (_check_output, _check_quality, _check_teacher, _check_students, _check_decontam, _check_mixture_tokenizer)
+CHECKS = (
+    _check_cluster,
+    _check_output,
+    _check_quality,
+    _check_teacher,
+    _check_students,
+    _check_decontam,
+    _check_mixture_tokenizer,
+)
 
 
 def preflight(config: Config, run: RunDir, console: Console) -> None:

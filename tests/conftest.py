@@ -72,8 +72,8 @@ def run_outputs(run_dir: Path) -> dict[str, list[dict]]:
 
 def engine_run(tmp_path: Path, corpus: Path, name: str, shard_mb: float = 0.1, **engine) -> Path:
     """The full pipeline on `corpus` in-process; small shards, so there are several tasks (13 at
-    0.1 MB). Ray runs take larger shards: each Ray task starts an actor (~1 s), and a different
-    sharding must give the same rows anyway."""
+    0.1 MB). Ray runs take larger shards, which also shows that a different sharding gives the same
+    rows."""
     from pipeline.config import load_config
     from pipeline.runner import run_pipeline
 
