@@ -12,13 +12,21 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def init_session_ray() -> None:
+    """The test session's embedded Ray. address="local": a new instance even when another Ray (e.g.
+    the cluster test's) is running on this machine."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """Ray starts once per test session: starting it costs seconds."""
     import ray
 
-    # address="local": a new instance even when another Ray (e.g. the cluster test's) is running here
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if not ray.is_initialized():
+        init_session_ray()
     yield ray
     ray.shutdown()
 

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +49,7 @@ def _ray_start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Po
         "1",
         "--disable-usage-stats",
         "--temp-dir",
-        str(log.parent / "ray"),
+        str(log.parent),
         "--dashboard-agent-listen-port",
         str(_free_port()),
         "--metrics-export-port",
@@ -92,16 +94,18 @@ def _processes_using(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def started_cluster(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+def started_cluster() -> Iterator[tuple[str, Path]]:
     """The README's commands: `ray get-auth-token --generate`, `ray start --head --port P` and one
     `ray start --address 127.0.0.1:P` worker node, all with RAY_AUTH_MODE=token as Ray's CLI needs."""
-    root = tmp_path_factory.mktemp("ray_start")
+    # A short root: Ray's socket paths under --temp-dir must stay within AF_UNIX's 107 bytes, which
+    # pytest's numbered temp folders overrun (seen at pytest-122).
+    root = Path(tempfile.mkdtemp(prefix="mw", dir="/tmp"))
     home = root / "home"
     home.mkdir()
     env = _user_env(home, RAY_AUTH_MODE="token")
     subprocess.run(["ray", "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
     port = _free_port()
-    head_log, worker_log = root / "head" / "out.log", root / "worker" / "out.log"
+    head_log, worker_log = root / "h" / "out.log", root / "w" / "out.log"
     head_log.parent.mkdir()
     worker_log.parent.mkdir()
     procs = [
@@ -127,6 +131,7 @@ def started_cluster(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     finally:
         _stop(procs)
         assert not _processes_using(root), "a process of the test's cluster outlived it"
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _run_command(tmp_path: Path, corpus: Path, name: str, address: str, workers: int = 2) -> tuple[list[str], Path]:

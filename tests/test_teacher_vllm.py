@@ -26,6 +26,7 @@ from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import annotate
 from pipeline.config import TeacherConfig, load_config
 from pipeline.errors import ConfigError, PhaseFailed
+from tests.conftest import init_session_ray
 from tests.teacher_fakes import judge_label
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()
@@ -190,11 +191,15 @@ def _stop():
 def ray_two_gpus(tmp_path_factory):
     import ray
 
-    if ray.is_initialized():
-        pytest.skip("another test left Ray running in this process")
+    # One Ray per process: the session's (CPU only) makes way for one declaring two GPUs, and
+    # comes back after this module for the tests that follow.
+    was_running = ray.is_initialized()
+    ray.shutdown()
     ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     yield tmp_path_factory.mktemp("vllm_ray")
     ray.shutdown()
+    if was_running:
+        init_session_ray()
 
 
 def vllm_teacher(**kw) -> TeacherConfig:
