@@ -33,7 +33,7 @@ from pipeline.docio import RejectWriter
 from pipeline.runner import run_pipeline
 from pipeline.synth import generate
 from stages.extract import HtmlExtractor
-from stages.reader import ShardReader, plan_shards
+from stages.reader import ShardReader, cut_shards
 
 DEFAULT_WARC = "/work/shared/data/corpus/warc/dolma_tests/*.warc.gz"
 
@@ -65,7 +65,7 @@ def build_warc(pattern: str, copies: int, path: Path) -> int:
 
 def run_mixwright(warc: Path, out: Path) -> tuple[float, int]:
     config = InputConfig(paths=[str(warc)], shard_mb=1 << 20)
-    shards = plan_shards(config)
+    shards = cut_shards(config)
     reader = ShardReader(shards, config, str(out / "quarantine"), str(out / "counts"))
     extractor = HtmlExtractor(RejectWriter(out / "rejected", "extract"))
     started = time.perf_counter()

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import psutil
 
+from pipeline.capacity import THROUGHPUT_FILE
 from pipeline.config import CONFIGS_DIR, load_config
 from pipeline.funnel import count_rows
 from pipeline.phases import enabled_phases
-from pipeline.plan import THROUGHPUT_FILE
 from pipeline.rundir import RunDir
 from pipeline.runner import run_pipeline
 from pipeline.synth import generate
@@ -73,7 +73,7 @@ def phase_inputs(run: RunDir, records: int) -> dict[str, int]:
         "p3_score": p1,
         "p4_dedup": p3,
         "p5_clean": p3,
-        "p6_plan": p5,
+        "p6_sampling": p5,
         "p7_mixture": p5,
     }
 

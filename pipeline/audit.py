@@ -20,7 +20,7 @@ from pipeline.config import DecontamConfig, EngineConfig, InputConfig, resolve_p
 from pipeline.contamination_report import write_contamination_reports
 from pipeline.engine import configure_logging, default_workers, run_steps
 from stages.decontam import ContaminationFilter
-from stages.reader import ShardReader, plan_shards
+from stages.reader import ShardReader, cut_shards
 
 
 def run_audit(
@@ -44,7 +44,7 @@ def run_audit(
     work = output / "audit_work"
     shutil.rmtree(work, ignore_errors=True)  # a rerun must not reuse matches of another spec or corpus
     configure_logging(work / "audit.log")
-    shards = plan_shards(input_config, min_shards=default_workers(engine))
+    shards = cut_shards(input_config, min_shards=default_workers(engine))
     if shards:
         steps = [
             ShardReader(shards, input_config, str(work / "quarantine"), str(work / "counts")),

@@ -122,7 +122,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from pipeline.plan import (
+    from pipeline.capacity import (
         Assumptions,
         estimate,
         load_throughput,

@@ -34,7 +34,7 @@ from pipeline.docio import write_json_atomic, write_text_atomic
 from pipeline.domain_mix import PAGE_STYLE, build_mix_report, mix_tables, pct, table_html
 from pipeline.engine import run_steps
 from pipeline.errors import ConfigError
-from pipeline.phases import RunContext, finish_mixture, mixture_step_runs, named_target, plan_mixture
+from pipeline.phases import RunContext, compute_mixture_sampling, finish_mixture, mixture_step_runs, named_target
 from pipeline.rundir import RunDir
 from stages.reader import Shard
 from stages.rebalance import QUALITY_EDGES, quality_histogram, read_stats
@@ -114,7 +114,7 @@ def run_mix(
     # executor would skip the tasks as complete).
     for folder in (target.out, target.work):
         shutil.rmtree(folder, ignore_errors=True)
-    plan_mixture(ctx, target)
+    compute_mixture_sampling(ctx, target)
     for step_run in step_runs:
         run_steps(step_run.label, step_run.steps, step_run.tasks, config.engine, step_run.logs, show_progress)
     manifest = finish_mixture(ctx, target)

@@ -41,7 +41,7 @@ from stages.heuristics import build_heuristic_steps
 from stages.minhash import MinhashSignatureStep
 from stages.mixture_writer import MixtureWriter, write_manifest
 from stages.reader import Shard, ShardReader
-from stages.rebalance import MixtureSampler, Plan, compute_plan
+from stages.rebalance import MixtureSampler, Sampling, compute_sampling
 from stages.scoring import QualityFilter, StudentScorer
 from stages.token_files import MixtureTokenizer, check_tokenize, count_token_files
 from stages.tokens import TokenCounter
@@ -283,8 +283,8 @@ class MixtureTarget:
         return "mixture" if self.name is None else f"mixtures.{self.name}"
 
     @property
-    def plan_file(self) -> Path:
-        return self.work / "plan.json"
+    def sampling_file(self) -> Path:
+        return self.work / "sampling.json"
 
     @property
     def tokens(self) -> Path:
@@ -296,7 +296,9 @@ TOKENS_FOLDER = "_tokens"  # the leading "_" keeps Parquet readers of the mixtur
 
 def main_target(ctx: RunContext) -> MixtureTarget:
     run = ctx.run
-    return MixtureTarget(None, ctx.config.mixture, run.mixture, run.phase("p6_plan"), run.phase("p7_mixture") / "logs")
+    return MixtureTarget(
+        None, ctx.config.mixture, run.mixture, run.phase("p6_sampling"), run.phase("p7_mixture") / "logs"
+    )
 
 
 def named_target(run: RunDir, name: str, config: MixtureConfig) -> MixtureTarget:
@@ -308,16 +310,16 @@ def mixture_targets(ctx: RunContext) -> list[MixtureTarget]:
     return [main_target(ctx)] + [named_target(ctx.run, n, m) for n, m in sorted(ctx.config.mixtures.items())]
 
 
-def plan_mixture(ctx: RunContext, target: MixtureTarget) -> Plan:
-    plan = compute_plan(_stats(ctx), target.config, ctx.docs("p5_clean"), target.key)
-    plan.to_json(target.plan_file)
+def compute_mixture_sampling(ctx: RunContext, target: MixtureTarget) -> Sampling:
+    plan = compute_sampling(_stats(ctx), target.config, ctx.docs("p5_clean"), target.key)
+    plan.to_json(target.sampling_file)
     for warning in plan.warnings:
         ctx.console.print(f"[yellow]P6 plan ({target.key}): {warning}")
     return plan
 
 
 def _sampling_rates(ctx: RunContext) -> dict[str, Any]:
-    plans = {target.key: plan_mixture(ctx, target) for target in mixture_targets(ctx)}
+    plans = {target.key: compute_mixture_sampling(ctx, target) for target in mixture_targets(ctx)}
     return {
         key: {"rates": {group: p.rate for group, p in sorted(plan.groups.items())}, "warnings": plan.warnings}
         for key, plan in plans.items()
@@ -331,7 +333,7 @@ def mixture_step_runs(ctx: RunContext, target: MixtureTarget) -> list[StepRun]:
     label = "P7 mixture" if target.name is None else f"mixture {target.name}"
     steps: list[PipelineStep] = [
         PhaseInput(ctx.docs("p5_clean")),
-        MixtureSampler(target.plan_file, rejects),
+        MixtureSampler(target.sampling_file, rejects),
         MixtureWriter(target.out, target.config.shard_docs),
     ]
     runs = [StepRun(label, steps, ctx.tasks, target.logs)]
@@ -356,7 +358,7 @@ def finish_mixture(ctx: RunContext, target: MixtureTarget) -> dict[str, Any]:
     tokenize = target.config.tokenize
     tokenized = None if tokenize is None else count_token_files(target.tokens, tokenize)
     digest = ctx.config_hash if target.name is None else mixture_hash(target.config)
-    manifest = write_manifest(target.out, Plan.from_json(target.plan_file), digest, tokenized)
+    manifest = write_manifest(target.out, Sampling.from_json(target.sampling_file), digest, tokenized)
     if target.name is not None:
         write_mixture_report(target.out, target.out)
     return manifest
@@ -387,8 +389,8 @@ PHASES: tuple[Phase, ...] = (
     Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _document_count("p3_score")),
     Phase("p4_dedup", "P4 dedup", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _dedup_steps, _clusters),
     Phase("p5_clean", "P5 dedup + decontam + tokens", _always, ("p3_score", "p4_dedup"), _clean_steps, _clean_summary),
-    Phase("p6_plan", "P6 mixture plan", _always, ("p5_clean",), _no_steps, _sampling_rates),
-    Phase("p7_mixture", "P7 mixture", _always, ("p5_clean", "p6_plan"), _mixture_steps, _manifest),
+    Phase("p6_sampling", "P6 sampling rates", _always, ("p5_clean",), _no_steps, _sampling_rates),
+    Phase("p7_mixture", "P7 mixture", _always, ("p5_clean", "p6_sampling"), _mixture_steps, _manifest),
 )
 
 

@@ -24,7 +24,7 @@ from pipeline.engine import ensure_ray
 from pipeline.errors import ConfigError
 from pipeline.phases import RunContext, enabled_phases
 from pipeline.rundir import RunDir
-from stages.reader import plan_shards
+from stages.reader import cut_shards
 from stages.tokens import load_counter
 
 # The keys each prompting backend cannot run without.
@@ -128,7 +128,7 @@ def _check_cluster(config: Config) -> None:
 
 
 def _dry_build(config: Config, run: RunDir, console: Console) -> None:
-    ctx = RunContext(config=config, run=run, console=console, shards=plan_shards(config.input))
+    ctx = RunContext(config=config, run=run, console=console, shards=cut_shards(config.input))
     for phase in enabled_phases(config):
         phase.step_runs(ctx)
 

@@ -21,7 +21,7 @@ from pipeline.mix import write_mixtures_page
 from pipeline.phases import RunContext, enabled_phases, funnel_stages, run_phase
 from pipeline.preflight import preflight
 from pipeline.rundir import RunDir
-from stages.reader import Shard, plan_shards
+from stages.reader import Shard, cut_shards
 
 
 def _check_same_config(run: RunDir, config: Config) -> None:
@@ -45,13 +45,13 @@ def config_hash(config: Config) -> str:
     ).hexdigest()[:16]
 
 
-def _load_or_plan_shards(run: RunDir, config: Config) -> list[Shard]:
-    """The shard plan is fixed at the first attempt, so a resumed run keeps task numbering."""
-    plan_file = run.work / "shards.json"
-    if plan_file.is_file():
-        return [Shard(**item) for item in json.loads(plan_file.read_text())]
-    shards = plan_shards(config.input, min_shards=2 * default_workers(config.engine))
-    write_json_atomic(plan_file, [s.__dict__ for s in shards])
+def _load_or_cut_shards(run: RunDir, config: Config) -> list[Shard]:
+    """The shards are cut at the first attempt, so a resumed run keeps task numbering."""
+    shards_file = run.work / "shards.json"
+    if shards_file.is_file():
+        return [Shard(**item) for item in json.loads(shards_file.read_text())]
+    shards = cut_shards(config.input, min_shards=2 * default_workers(config.engine))
+    write_json_atomic(shards_file, [s.__dict__ for s in shards])
     return shards
 
 
@@ -68,7 +68,7 @@ def run_pipeline(config: Config, console: Console | None = None, show_progress: 
     run.config.write_text(dump_config(config))
     ctx = RunContext(config=config, run=run, console=console, show_progress=show_progress)
     ctx.config_hash = config_hash(config)
-    ctx.shards = _load_or_plan_shards(run, config)
+    ctx.shards = _load_or_cut_shards(run, config)
     for phase in enabled_phases(config):
         if run.phase_done(phase.id):
             console.print(f"[dim]{phase.label}: already complete in {run.root}, skipped[/dim]")

@@ -23,7 +23,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.docio import AtomicParquetWriter, write_json_atomic
 from stages.groups import SEPARATOR
-from stages.rebalance import GROUP_METADATA, QUALITY_EDGES, Plan, quality_histogram
+from stages.rebalance import GROUP_METADATA, QUALITY_EDGES, Sampling, quality_histogram
 from stages.tokens import MISSING_QUALITY, doc_domain
 
 # Every column a mixture file can have; a group_by key that is a column lives in the folder name
@@ -216,7 +216,7 @@ def _row(docs_before: int, tokens_before: int, total_before: int, written: dict,
     }
 
 
-def _domain_rollup(plan: Plan, after: dict[str, dict], total_before: int, total_after: int) -> dict[str, dict]:
+def _domain_rollup(plan: Sampling, after: dict[str, dict], total_before: int, total_after: int) -> dict[str, dict]:
     """Per-domain rows whatever the grouping; the before columns only when the plan groups by domain."""
     keys = plan.group_by.keys
     before: dict[str, list[int]] = {}
@@ -236,7 +236,7 @@ def _domain_rollup(plan: Plan, after: dict[str, dict], total_before: int, total_
 
 
 def write_manifest(
-    mixture_dir: str | os.PathLike, plan: Plan, config_hash: str, tokenized: dict[str, Any] | None = None
+    mixture_dir: str | os.PathLike, plan: Sampling, config_hash: str, tokenized: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """mixture_dir/manifest.json from the plan (before) and a recount of the written Parquet (after).
 

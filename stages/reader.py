@@ -140,7 +140,7 @@ def _file_size(path: str) -> int:
     return int(fs.size(root))
 
 
-def plan_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
+def cut_shards(config: InputConfig, min_shards: int = 1) -> list[Shard]:
     """Cut the input into shards of about `shard_mb`, and at least `min_shards` in total when the
     input allows, so every worker has work whatever the file layout."""
     files = expand_inputs(config.paths)

@@ -224,7 +224,7 @@ def copy_count(rate: float, cutoff: Cutoff | None, seed: int, doc_id: str, quali
 
 
 @dataclass
-class GroupPlan:
+class GroupSampling:
     values: list[str]  # the group's value per `group_by` key
     docs: int
     tokens: int
@@ -237,7 +237,7 @@ class GroupPlan:
 
 
 @dataclass
-class Plan:
+class Sampling:
     """The P6 output every P7 task reads: one rate (and optional quality cutoff) per group."""
 
     mode: str
@@ -246,17 +246,17 @@ class Plan:
     max_repeats: float
     token_budget: int | None
     grouping: dict[str, Any]
-    groups: dict[str, GroupPlan]
+    groups: dict[str, GroupSampling]
     warnings: list[str]
 
     def to_json(self, path: str | os.PathLike) -> None:
         write_json_atomic(path, asdict(self))
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike) -> Plan:
+    def from_json(cls, path: str | os.PathLike) -> Sampling:
         raw = json.loads(Path(path).read_text())
         groups = {
-            g: GroupPlan(**{**p, "cutoff": None if p["cutoff"] is None else Cutoff(**p["cutoff"])})
+            g: GroupSampling(**{**p, "cutoff": None if p["cutoff"] is None else Cutoff(**p["cutoff"])})
             for g, p in raw.pop("groups").items()
         }
         return cls(groups=groups, **raw)
@@ -300,9 +300,9 @@ def group_values(stats: pa.Table, grouping: Grouping, docs_dir: str | os.PathLik
     return [grouping.values(*row) for row in rows]
 
 
-def compute_plan(
+def compute_sampling(
     stats_dir: str | os.PathLike, config: MixtureConfig, docs_dir: str | os.PathLike | None = None, key: str = "mixture"
-) -> Plan:
+) -> Sampling:
     """P6: per-group rates (and quality cutoffs) from the token stats of every P5 task.
 
     `docs_dir` (P5's clean documents) is read only to group by an input field (`source_field`).
@@ -318,7 +318,7 @@ def compute_plan(
     group_docs = np.bincount(inverse, minlength=names.size)
     rates = sampling_rates({str(g): int(t) for g, t in zip(names, group_tokens)}, config, key)
     ids = stats.column("id")
-    plans: dict[str, GroupPlan] = {}
+    plans: dict[str, GroupSampling] = {}
     for index, name in enumerate(names.tolist()):
         rate = rates.rates[name]
         members = np.flatnonzero(inverse == index)
@@ -333,7 +333,7 @@ def compute_plan(
                 config.seed,
                 math.floor(rate),
             )
-        plans[name] = GroupPlan(
+        plans[name] = GroupSampling(
             values=list(values[members[0]]),
             docs=int(group_docs[index]),
             tokens=int(group_tokens[index]),
@@ -344,7 +344,7 @@ def compute_plan(
             quality_hist=quality_histogram(quality[members]),
             note=rates.notes.get(name),
         )
-    return Plan(
+    return Sampling(
         mode=config.mode,
         selection=config.selection,
         seed=config.seed,
@@ -371,7 +371,7 @@ class MixtureSampler(PipelineStep):
     name = "🎚 Mixture sampler"
     type = "🔻 - FILTER"
 
-    def __init__(self, plan: Plan | str | os.PathLike, exclusion_writer: RejectWriter | None = None):
+    def __init__(self, plan: Sampling | str | os.PathLike, exclusion_writer: RejectWriter | None = None):
         """`plan`: the P6 plan, or its JSON file (read in the worker, so the step can be built
         before P6 has run, e.g. by the preflight check)."""
         super().__init__()
@@ -379,12 +379,12 @@ class MixtureSampler(PipelineStep):
         self.exclusion_writer = exclusion_writer
 
     @property
-    def plan(self) -> Plan:
-        if not isinstance(self._plan_source, Plan):
-            self._plan_source = Plan.from_json(self._plan_source)
+    def plan(self) -> Sampling:
+        if not isinstance(self._plan_source, Sampling):
+            self._plan_source = Sampling.from_json(self._plan_source)
         return self._plan_source
 
-    def _group(self, doc: Document) -> tuple[str, tuple[str, ...], GroupPlan]:
+    def _group(self, doc: Document) -> tuple[str, tuple[str, ...], GroupSampling]:
         grouping = self.plan.group_by
         values = grouping.doc_values(doc.metadata)
         name = grouping.name(values)

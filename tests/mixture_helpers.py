@@ -9,7 +9,7 @@ from datatrove.data import Document
 
 from pipeline.config import MixtureConfig
 from stages.mixture_writer import MixtureWriter, write_manifest
-from stages.rebalance import MixtureSampler, Plan, compute_plan
+from stages.rebalance import MixtureSampler, Sampling, compute_sampling
 from stages.tokens import TokenCounter
 
 # Natural token shares roughly 45 / 25 / 15 / 10 / 5 %: ecommerce over-represented, maths rare.
@@ -38,14 +38,14 @@ def make_docs(n: int, seed: int = 0, weights: dict[str, int] = DOMAIN_WEIGHTS) -
     return docs
 
 
-def run_mixture(docs: list[Document], config: MixtureConfig, root: Path, tasks: int, shard_docs: int = 200) -> Plan:
+def run_mixture(docs: list[Document], config: MixtureConfig, root: Path, tasks: int, shard_docs: int = 200) -> Sampling:
     """P5 token stats, P6 plan (through its JSON), P7 sampling + writing, then the manifest."""
     shards = [docs[rank::tasks] for rank in range(tasks)]
     for rank, shard in enumerate(shards):
         for _ in TokenCounter(root / "stats").run(iter(shard), rank=rank, world_size=tasks):
             pass
-    compute_plan(root / "stats", config).to_json(root / "plan.json")
-    plan = Plan.from_json(root / "plan.json")
+    compute_sampling(root / "stats", config).to_json(root / "sampling.json")
+    plan = Sampling.from_json(root / "sampling.json")
     for rank, shard in enumerate(shards):
         steps = MixtureWriter(root / "mixture", shard_docs).run(
             MixtureSampler(plan).run(iter(shard), rank=rank, world_size=tasks), rank=rank, world_size=tasks

@@ -14,13 +14,13 @@ import pytest
 from pipeline.config import InputConfig
 from pipeline.docio import read_documents
 from pipeline.errors import ConfigError
-from stages.reader import ShardReader, plan_shards
+from stages.reader import ShardReader, cut_shards
 
 GOOD = "A perfectly ordinary document about the weather and the sea."
 
 
 def _read_all(config: InputConfig, tmp_path: Path, min_shards: int = 1):
-    shards = plan_shards(config, min_shards=min_shards)
+    shards = cut_shards(config, min_shards=min_shards)
     reader = ShardReader(shards, config, str(tmp_path / "quarantine"), str(tmp_path / "counts"))
     docs = [doc for rank in range(len(shards)) for doc in reader.run(None, rank, len(shards))]
     quarantine_files = sorted((tmp_path / "quarantine").glob("*.parquet"))
@@ -130,7 +130,7 @@ def test_fsspec_urls_with_globs_read_like_paths(tmp_path):
         assert [(s.start, s.stop) for s in shards] == [(s.start, s.stop) for s in by_path[0]]
         assert sorted(d.id for d in docs) == sorted(d.id for d in by_path[1])
     with pytest.raises(ConfigError, match="input.paths: no file matches"):
-        plan_shards(InputConfig(paths=[f"file://{folder}/*.parquet"]))
+        cut_shards(InputConfig(paths=[f"file://{folder}/*.parquet"]))
 
 
 def test_checkpoint_roundtrip(tmp_path):

@@ -23,7 +23,7 @@ import pytest
 from pipeline.config import InputConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.runner import run_pipeline
-from stages.reader import ShardReader, plan_shards
+from stages.reader import ShardReader, cut_shards
 from tests.conftest import run_outputs, write_config
 from tests.test_warc import write_warc
 
@@ -80,7 +80,7 @@ def _upload(client, folder: Path, prefix: str) -> None:
 
 def _read(paths: list[str], tmp: Path, shard_mb: float) -> tuple[list, list[tuple[str, str]], int]:
     config = InputConfig(paths=paths, shard_mb=shard_mb)
-    shards = plan_shards(config)
+    shards = cut_shards(config)
     reader = ShardReader(shards, config, str(tmp / "quarantine"), str(tmp / "counts"))
     docs = sorted((d.id, d.text) for rank in range(len(shards)) for d in reader.run(None, rank))
     quarantined = sum(pq.read_table(p).num_rows for p in (tmp / "quarantine").glob("*.parquet"))
@@ -108,9 +108,9 @@ def test_every_format_reads_from_a_bucket_as_from_disk(s3, tmp_path):
 
 def test_missing_bucket_credentials_and_object_store_run_folder_are_config_errors(s3, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"input.paths: .*bucket 'no-such-bucket' does not exist"):
-        plan_shards(InputConfig(paths=["s3://no-such-bucket/*.jsonl"]))
+        cut_shards(InputConfig(paths=["s3://no-such-bucket/*.jsonl"]))
     with pytest.raises(ConfigError, match=r"input.paths: no file matches 's3://corpus-bucket/nothing/\*.jsonl'"):
-        plan_shards(InputConfig(paths=[f"s3://{BUCKET}/nothing/*.jsonl"]))
+        cut_shards(InputConfig(paths=[f"s3://{BUCKET}/nothing/*.jsonl"]))
     with pytest.raises(ConfigError, match="output.dir: .*object storage is not supported"):
         load_config(None, inputs=[f"s3://{BUCKET}/x.jsonl"], output=f"s3://{BUCKET}/run")
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -120,7 +120,7 @@ def test_missing_bucket_credentials_and_object_store_run_folder_are_config_error
     _clear_s3_cache()
     try:
         with pytest.raises(ConfigError, match="input.paths: cannot list .*NoCredentialsError.*AWS_ACCESS_KEY_ID"):
-            plan_shards(InputConfig(paths=[f"s3://{BUCKET}/*.jsonl"]))
+            cut_shards(InputConfig(paths=[f"s3://{BUCKET}/*.jsonl"]))
     finally:
         _clear_s3_cache()
 

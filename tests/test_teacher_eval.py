@@ -11,8 +11,8 @@ from rich.console import Console
 from classifiers.annotations import Annotations
 from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import save_annotations
+from pipeline.capacity import measured_teacher_speed
 from pipeline.cli import main
-from pipeline.plan import measured_teacher_speed
 from pipeline.teacher_eval import evaluate, tables
 
 TAXONOMY, RUBRIC = load_taxonomy(), load_rubric()

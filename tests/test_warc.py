@@ -18,7 +18,7 @@ from pipeline.config import InputConfig, load_config
 from pipeline.docio import RejectWriter
 from pipeline.runner import run_pipeline
 from stages.extract import HtmlExtractor
-from stages.reader import ShardReader, plan_shards
+from stages.reader import ShardReader, cut_shards
 from tests.conftest import write_config
 
 SENTENCES = [
@@ -120,7 +120,7 @@ def _rows(folder: Path) -> list[dict]:
 
 def _read(paths: list[str], tmp: Path, shard_mb: float = 32.0, min_shards: int = 1):
     config = InputConfig(paths=paths, shard_mb=shard_mb)
-    shards = plan_shards(config, min_shards=min_shards)
+    shards = cut_shards(config, min_shards=min_shards)
     reader = ShardReader(shards, config, str(tmp / "quarantine"), str(tmp / "counts"))
     extractor = HtmlExtractor(RejectWriter(tmp / "rejected", "extract"))
     docs = [doc for rank in range(len(shards)) for doc in extractor.run(reader.run(None, rank), rank)]
