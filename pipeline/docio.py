@@ -146,7 +146,9 @@ class RejectWriter:
         if self._writer is None:
             self._rank = rank
             self._writer = AtomicParquetWriter(task_file(self.folder, rank), REJECT_SCHEMA)
-        details = doc.metadata.get("reject_details", {})
+        # The document's language rides along, so the funnel can break every stage down by language.
+        language = doc.metadata.get("language")
+        details = ({"language": language} if language else {}) | doc.metadata.get("reject_details", {})
         self._writer.write(
             {
                 "id": doc.id,

@@ -44,6 +44,48 @@ def input_counts(counts_dir: Path) -> dict[str, int]:
     return dict(totals)
 
 
+_LANGUAGE = r'"language": "(?P<language>[^"]*)"'
+
+
+def rejected_languages(folder: Path) -> Counter[str]:
+    """Rejected documents per language, read from each row's details (RejectWriter puts it there)."""
+    files = _parquet_files(folder)
+    if not files:
+        return Counter()
+    details = ds.dataset(files, format="parquet").to_table(columns=["details"]).column("details")
+    found = pc.struct_field(pc.extract_regex(details, _LANGUAGE), "language")
+    counts = pc.value_counts(pc.fill_null(found, "unknown")).to_pylist()
+    return Counter({item["values"]: item["counts"] for item in counts})
+
+
+def mixture_languages(mixture_dir: Path) -> Counter[str]:
+    """Original (not upsampled) mixture documents per language."""
+    files = sorted(str(p) for p in mixture_dir.rglob("*.parquet")) if mixture_dir.is_dir() else []
+    if not files:
+        return Counter()
+    table = ds.dataset(files, format="parquet").to_table(columns=["language", "repeat"])
+    originals = table.filter(pc.equal(table.column("repeat"), 0)).column("language")
+    counts = pc.value_counts(pc.fill_null(originals, "unknown")).to_pylist()
+    return Counter({item["values"]: item["counts"] for item in counts})
+
+
+def add_language_breakdown(rows: list[dict[str, Any]], run: RunDir) -> None:
+    """Per stage from langid on, `languages: {lang: {in, kept, rejected}}`, counted backwards from
+    the mixture: what a stage kept of a language is what later stages rejected plus what remained."""
+    names = [row["name"] for row in rows]
+    if "langid" not in names:
+        return
+    flowing = mixture_languages(run.mixture)
+    for row in reversed(rows[names.index("langid") :]):
+        rejected = rejected_languages(run.rejected / row["name"])
+        languages = sorted(set(flowing) | set(rejected))
+        row["languages"] = {
+            lang: {"in": flowing[lang] + rejected[lang], "kept": flowing[lang], "rejected": rejected[lang]}
+            for lang in languages
+        }
+        flowing = flowing + rejected
+
+
 def compute_funnel(run: RunDir, stages: list[str], counts_dir: Path, mixture_originals: int | None) -> dict[str, Any]:
     """`stages` in pipeline order; `mixture_originals` = mixture rows that are not upsampled copies."""
     counts = input_counts(counts_dir)
@@ -76,6 +118,8 @@ def compute_funnel(run: RunDir, stages: list[str], counts_dir: Path, mixture_ori
         flowing -= rejected
         total_rejected += rejected
     kept = flowing if mixture_originals is None else mixture_originals
+    if mixture_originals is not None:
+        add_language_breakdown(rows, run)
     records = counts.get("records", 0)
     return {
         "stages": rows,

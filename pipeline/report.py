@@ -40,6 +40,31 @@ def funnel_table(funnel: dict, width: int = WIDE) -> list[RenderableType]:
     return [table, *below]
 
 
+def language_table(funnel: dict) -> Table | None:
+    """Per language: documents identified, kept in the mixture, and the stage that dropped most."""
+    stages = [stage for stage in funnel["stages"] if "languages" in stage]
+    if not stages:
+        return None
+    table = Table(title="By language (from language ID on)", title_justify="left")
+    table.add_column("language", overflow="fold")
+    for column in ("identified", "kept", "kept %"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("most dropped by", overflow="fold")
+    first, last = stages[0]["languages"], stages[-1]["languages"]
+    for language in sorted(first, key=lambda lang: -first[lang]["in"]):
+        identified, kept = first[language]["in"], last.get(language, {}).get("kept", 0)
+        worst = max(stages, key=lambda stage: stage["languages"].get(language, {}).get("rejected", 0))
+        dropped = worst["languages"].get(language, {}).get("rejected", 0)
+        table.add_row(
+            Text(language),
+            f"{identified:,}",
+            f"{kept:,}",
+            f"{100 * kept / identified:.1f}" if identified else "-",
+            Text(f"{worst['name']} ({dropped:,})" if dropped else "-"),
+        )
+    return table
+
+
 def conservation_line(funnel: dict) -> str:
     c = funnel["conservation"]
     verdict = "[green]holds[/green]" if c["holds"] else "[bold red]DOES NOT HOLD[/bold red]"
@@ -83,6 +108,9 @@ def print_report(run_dir: Path, console: Console) -> int:
     funnel = json.loads(funnel_path.read_text())
     for renderable in funnel_table(funnel, console.width):
         console.print(renderable)
+    languages = language_table(funnel)
+    if languages is not None:
+        console.print(languages)
     console.print(conservation_line(funnel))
     if (run.mixture / "manifest.json").is_file():
         for table in domain_mix_tables(run.root):

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from pipeline.report import contamination_table, funnel_table
+from pipeline.report import contamination_table, funnel_table, language_table
 
 FUNNEL = {
     "stages": [
@@ -60,3 +60,19 @@ def test_contamination_table_at_80_columns():
     text = _render([contamination_table(summary)], 80)
     assert "…" not in text and "35,089" in text and "1,234" in text
     assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_funnel_breaks_every_stage_down_by_language(reference_run):
+    import json
+
+    funnel = json.loads((reference_run / "reports" / "funnel.json").read_text())
+    stages = [stage for stage in funnel["stages"] if "languages" in stage]
+    assert stages[0]["name"] == "langid" and stages[-1]["name"] == "rebalance"
+    for stage in stages:
+        languages = stage["languages"].values()
+        assert sum(v["in"] for v in languages) == stage["in"], stage["name"]
+        assert sum(v["rejected"] for v in languages) == stage["rejected"], stage["name"]
+    assert "unknown" not in stages[0]["languages"], "every rejected row carries its language"
+    assert len(stages[0]["languages"]) > 1 and stages[0]["languages"]["en"]["kept"] > 0
+    text = _render([language_table(funnel)], 80)
+    assert "langid" in text and "…" not in text
