@@ -85,6 +85,33 @@ class AtomicParquetWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+# The metadata keys that steps share, in one place. Scoring steps only add keys; deciding steps read them.
+#   uid               int    reader (P1)           stable hash of (file, position): joins across phases
+#   language          str    LanguageTagger (P1)   lid.176 code; language_score its probability
+#   domain            str    StudentScorer (P3)    taxonomy id; domain_prob, domain_probs alongside
+#   quality           float  StudentScorer (P3)    0-5 aggregate; quality_<dimension> per rubric dimension
+#   label_source      str    StudentScorer (P3)    "teacher" (in the P2 sample) or "student"
+#   url, date, source str    reader (P1)           WARC url/date; the input file or `source_field`
+#   dup_cluster       int    DedupFilter (P5)      near-duplicate cluster; dup_cluster_size its size
+#   contamination     list   ContaminationFilter   matches, when decontam.action is "annotate"
+#   token_count       int    TokenCounter (P5)     words or tokenizer tokens
+#   repeat            int    MixtureSampler (P7)   0 for the original, k for its k-th upsampled copy
+#   filter_reason     str    datatrove filters     why a document was dropped (RejectWriter's reason)
+#   reject_details    dict   deciding steps        written to rejected/<stage>/ as `details`
+UNKNOWN_DOMAIN = "unknown"
+# Qualities are 0-5 scores; a document the classifiers did not score ranks below all of them.
+MISSING_QUALITY = -1.0
+
+
+def doc_domain(metadata: dict) -> str:
+    return metadata.get("domain") or UNKNOWN_DOMAIN
+
+
+def doc_quality(metadata: dict) -> float:
+    quality = metadata.get("quality")
+    return MISSING_QUALITY if quality is None else float(quality)
+
+
 def document_row(doc: Document) -> dict[str, Any]:
     return {"id": doc.id, "text": doc.text, "metadata": json.dumps(doc.metadata, sort_keys=True)}
 

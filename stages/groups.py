@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from pipeline.config import MixtureConfig
-from stages.tokens import MISSING_QUALITY, UNKNOWN_DOMAIN, doc_domain, doc_quality
+from pipeline.docio import MISSING_QUALITY, UNKNOWN_DOMAIN, doc_domain, doc_quality
 
 UNSCORED = "unscored"
 UNKNOWN = "unknown"

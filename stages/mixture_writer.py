@@ -21,10 +21,9 @@ import pyarrow.dataset as ds
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.docio import AtomicParquetWriter, write_json_atomic
+from pipeline.docio import MISSING_QUALITY, AtomicParquetWriter, doc_domain, write_json_atomic
 from stages.groups import SEPARATOR
 from stages.rebalance import GROUP_METADATA, QUALITY_EDGES, Sampling, quality_histogram
-from stages.tokens import MISSING_QUALITY, doc_domain
 
 # Every column a mixture file can have; a group_by key that is a column lives in the folder name
 # instead (the hive convention: the same name inside the files would clash with the partition

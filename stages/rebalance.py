@@ -29,10 +29,9 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.config import SHARE_TOLERANCE, MixtureConfig
-from pipeline.docio import RejectWriter, write_json_atomic
+from pipeline.docio import MISSING_QUALITY, RejectWriter, doc_quality, write_json_atomic
 from pipeline.errors import ConfigError
 from stages.groups import UNKNOWN, Grouping, input_file, match_key
-from stages.tokens import MISSING_QUALITY, doc_quality
 
 _HASH_RANGE = 2**64
 # Metadata key of a mixture copy's group values ({group key: value}): the writer's partition folders.

@@ -18,11 +18,8 @@ import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.docio import AtomicParquetWriter, task_file
+from pipeline.docio import AtomicParquetWriter, doc_domain, doc_quality, task_file
 
-UNKNOWN_DOMAIN = "unknown"
-# Qualities are 0-5 scores; a document the classifiers did not score ranks below all of them.
-MISSING_QUALITY = -1.0
 STATS_SCHEMA = pa.schema(
     [
         ("uid", pa.int64()),
@@ -54,15 +51,6 @@ def load_counter(tokenizer_path: str | os.PathLike | None) -> Callable[[str], in
 
     tokenizer = Tokenizer.from_file(str(path))
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
-
-
-def doc_domain(metadata: dict) -> str:
-    return metadata.get("domain") or UNKNOWN_DOMAIN
-
-
-def doc_quality(metadata: dict) -> float:
-    quality = metadata.get("quality")
-    return MISSING_QUALITY if quality is None else float(quality)
 
 
 class TokenCounter(PipelineStep):
