@@ -20,8 +20,8 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,35 @@ def load_benchmarks(path: str | Path) -> list[Benchmark]:
         names.add(benchmark.name)
         benchmarks.append(benchmark)
     return benchmarks
+
+
+def load_specs(paths: Sequence[str | Path]) -> list[Benchmark]:
+    """The benchmarks of several spec files, in order, audited as one set. A benchmark name may
+    appear in only one of them: matches and reports are keyed by name. A file given twice counts once."""
+    benchmarks: list[Benchmark] = []
+    seen: dict[str, Path] = {}
+    for path in dict.fromkeys(Path(p).resolve() for p in paths):
+        for benchmark in load_benchmarks(path):
+            if benchmark.name in seen:
+                raise BenchmarkError(
+                    f"benchmark name {benchmark.name!r} is in both {seen[benchmark.name]} and {path}; "
+                    "rename one of them (matches and reports are keyed by benchmark name)"
+                )
+            seen[benchmark.name] = path
+            benchmarks.append(benchmark)
+    return benchmarks
+
+
+def item_partition(benchmarks: Sequence[Benchmark], part: int, parts: int) -> list[Benchmark]:
+    """Every `parts`-th item of the set, from the `part`-th on (items counted across benchmarks), so
+    the partitions hold similar mixes of lengths; benchmarks with no item in it are left out."""
+    out, start = [], 0
+    for b in benchmarks:
+        first = (part - start) % parts
+        if first < len(b.texts):
+            out.append(replace(b, item_ids=b.item_ids[first::parts], texts=b.texts[first::parts]))
+        start += len(b.texts)
+    return out
 
 
 def load_benchmark(entry: Any, base: Path, where: str) -> Benchmark:

@@ -64,9 +64,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from pipeline.audit import run_audit
     from pipeline.config import DecontamConfig, EngineConfig
 
+    if not args.corpus:  # e.g. swallowed by --benchmarks, which takes several files
+        raise ConfigError(
+            "audit CORPUS: expected corpus files or globs, found none (give the corpus before --benchmarks, "
+            "or repeat --benchmarks once per spec file)"
+        )
     try:
         decontam = DecontamConfig(
-            benchmarks=args.benchmarks,
             mode=args.mode,
             window_factor=args.window_factor,
             min_tokens=args.min_tokens,
@@ -78,7 +82,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise ConfigError(f"invalid audit option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     run_audit(
-        Path(args.benchmarks),
+        [Path(spec) for spec in args.benchmarks],
         args.corpus,
         Path(args.output),
         decontam,
@@ -86,6 +90,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         text_field=args.text_field,
         id_field=args.id_field,
         console=console,
+        parts=args.item_partitions,
     )
     return 0
 
@@ -216,8 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit", parents=[debug], help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)"
     )
-    audit.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus files or globs")
-    audit.add_argument("--benchmarks", required=True, metavar="SPEC", help="benchmark spec YAML (format in the README)")
+    audit.add_argument("corpus", nargs="*", metavar="CORPUS", help="corpus files or globs")
+    audit.add_argument(
+        "--benchmarks",
+        required=True,
+        nargs="+",
+        action="extend",
+        metavar="SPEC",
+        help="benchmark spec YAML files (format in the README), audited in one pass; repeatable",
+    )
     audit.add_argument("--output", default="audit", metavar="DIR", help="report folder (default: ./audit)")
     audit.add_argument("--mode", choices=["window", "document"], default="window")
     audit.add_argument("--window-factor", type=float, default=2.0, metavar="F")
@@ -228,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--id-field", default="id")
     audit.add_argument("--engine", choices=["ray", "local"], default="ray")
     audit.add_argument("--workers", type=int, default=None)
+    audit.add_argument(
+        "--item-partitions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="split the benchmark items into N partitions, one task per shard and partition "
+        "(default: automatic, from the item count and workers)",
+    )
     audit.set_defaults(func=_cmd_audit)
 
     train = commands.add_parser(

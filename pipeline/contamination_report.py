@@ -1,8 +1,9 @@
 """Contamination reports of a run or an audit, written into one folder:
 
 contamination.parquet (one row per (document, item) match), contamination.json (per benchmark:
-items, items that cannot match, items hit, documents hit, rates) and contamination.html. All text
-in the HTML is escaped: web documents are untrusted.
+items, items that cannot match, items hit, documents hit, rates; and `too_short`, the list of items
+under the rule's min_tokens, which no corpus can ever match) and contamination.html. All text in the
+HTML is escaped: web documents are untrusted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pipeline.docio import AtomicParquetWriter, write_json_atomic, write_text_at
 from stages.decontam import MATCH_SCHEMA
 
 EXAMPLES_PER_BENCHMARK = 5
+SHORT_TEXT_CHARS = 100  # an item's text in the too-short list, whitespace collapsed
+SHORT_ROWS_HTML = 500  # per benchmark; contamination.json lists them all
 _ALIGN_CELLS = 400_000  # above this, highlight shared tokens by set membership instead of the LCS
 _SORT = ["doc_id", "benchmark", "item_id", "start_char"]
 
@@ -69,10 +72,10 @@ def _summary(
     for row in rows:
         items_hit[row["benchmark"]].add(row["item_id"])
         docs_hit[row["benchmark"]].add(row["doc_id"])
-    short: dict[str, int] = {}
-    if config is not None:
-        tokenizer = load_tokenizer(config.tokenizer)
-        short = {b.name: sum(len(tokenizer.tokens(t)) < config.min_tokens for t in b.texts) for b in benchmarks}
+    too_short = _too_short(benchmarks, config) if config is not None else []
+    short: dict[str, int] = {b.name: 0 for b in benchmarks} if config is not None else {}
+    for item in too_short:
+        short[item["benchmark"]] += 1
     per_benchmark = {}
     for b in benchmarks:
         items = len(b.texts)
@@ -95,7 +98,26 @@ def _summary(
     }
     if config is not None:
         summary["settings"] = config.model_dump(mode="json", exclude={"enabled", "action"})
+        summary["too_short"] = too_short
     return summary
+
+
+def _too_short(benchmarks: Sequence[Benchmark], config: DecontamConfig) -> list[dict[str, Any]]:
+    """The items with fewer than min_tokens tokens: |LCS| <= |item| < min_tokens, so none can ever match."""
+    tokenizer = load_tokenizer(config.tokenizer)
+    found = []
+    for b in benchmarks:
+        for item_id, text in zip(b.item_ids, b.texts):
+            tokens = len(tokenizer.tokens(text))
+            if tokens < config.min_tokens:
+                found.append({"benchmark": b.name, "item_id": item_id, "tokens": tokens, "text": shorten(text)})
+    return found
+
+
+def shorten(text: str, chars: int = SHORT_TEXT_CHARS) -> str:
+    """`text` on one line (whitespace collapsed), cut to `chars` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= chars else line[: chars - 1] + "…"
 
 
 def _highlight(text: str, others: list[str]) -> str:
@@ -131,7 +153,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin:1em 0 2em}
 .pair pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;border:1px solid #ddd;max-height:24em;overflow:auto}
-mark{background:#ffe27a}.meta{color:#555;font-size:90%}
+mark{background:#ffe27a}.meta{color:#555;font-size:90%}.short td:last-child{text-align:left}
 """
 
 
@@ -161,6 +183,7 @@ def _html(summary: dict[str, Any], rows: list[dict], benchmarks: Sequence[Benchm
     parts.append("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
     parts += body
     parts.append("</tbody></table>")
+    parts += _too_short_html(summary)
     words = WordTokenizer()
     for name, examples in _examples(rows, benchmarks).items():
         parts.append(f"<h2>{escape(name)}: examples</h2>")
@@ -178,3 +201,30 @@ def _html(summary: dict[str, Any], rows: list[dict], benchmarks: Sequence[Benchm
             )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _too_short_html(summary: dict[str, Any]) -> list[str]:
+    """The items that can never match, up to SHORT_ROWS_HTML per benchmark."""
+    items = summary.get("too_short")
+    if not items:
+        return []
+    min_tokens = summary["settings"]["min_tokens"]
+    parts = [
+        f"<h2 id='too-short'>Items that can never match: {len(items):,} under {min_tokens} tokens</h2>",
+        f"<p class='meta'>The rule needs an LCS of at least {min_tokens} tokens, and an item's LCS with any "
+        "text is at most its own length: no corpus can contaminate these items, and no audit finds their copies.</p>",
+        "<table class='short'><thead><tr><th>benchmark</th><th>item id</th><th>tokens</th><th>text</th></tr>"
+        "</thead><tbody>",
+    ]
+    shown: dict[str, int] = defaultdict(int)
+    for item in items:
+        shown[item["benchmark"]] += 1
+        if shown[item["benchmark"]] <= SHORT_ROWS_HTML:
+            cells = (item["benchmark"], item["item_id"], item["tokens"], item["text"])
+            parts.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    parts.append("</tbody></table>")
+    for name, count in shown.items():
+        if count > SHORT_ROWS_HTML:
+            more = count - SHORT_ROWS_HTML
+            parts.append(f"<p class='meta'>{escape(name)}: {more:,} more in contamination.json (too_short).</p>")
+    return parts

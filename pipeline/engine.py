@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pipeline.config import EngineConfig
 from pipeline.errors import ConfigError, MixwrightError, PhaseFailed
+from pipeline.remote import TaskSync
 
 # Ray resubmits a task whose worker process or node died this many times (datatrove's own limit).
 MAX_RETRIES = 3
@@ -37,15 +38,30 @@ HEARTBEAT_S = 60.0
 LOG_TAIL_LINES = 15
 
 
+def _synced(sync: TaskSync | None, rank: int, run: Callable[[], Any]) -> Any:
+    """A run folder in object storage: the task pulls what its phase reads, runs, and pushes what it
+    wrote, its completion marker last (pipeline/remote.py)."""
+    if sync is None:
+        return run()
+    sync.before(rank)
+    try:
+        return run()
+    finally:
+        sync.after(rank)
+
+
 class _QuietLocalExecutor(LocalPipelineExecutor):
+    task_sync: TaskSync | None = None
+
     # datatrove echoes INFO logs of local rank 0 to the console; everything still goes to the task log.
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
-        return super()._run_for_rank(rank, local_rank + 1, node_rank)
+        base = super()._run_for_rank
+        return _synced(self.task_sync, rank, lambda: base(rank, local_rank + 1, node_rank))
 
 
-def _run_rank(executor: PipelineExecutor, rank: int) -> None:
+def _run_rank(executor: RayTaskExecutor, rank: int) -> None:
     # local_rank 1: the worker's stderr gets errors only, the task log gets everything.
-    executor._run_for_rank(rank, local_rank=1)
+    _synced(executor.task_sync, rank, lambda: executor._run_for_rank(rank, local_rank=1))
 
 
 class RayTaskExecutor(RayPipelineExecutor):
@@ -62,6 +78,7 @@ class RayTaskExecutor(RayPipelineExecutor):
     # /tmp/ray_logs path (shared by every run on the node) and copies it only when the task ends,
     # so a stalled or killed task would leave no log in the run folder.
     _run_for_rank = PipelineExecutor._run_for_rank
+    task_sync: TaskSync | None = None
 
     def __init__(self, *args: Any, stalled: threading.Event, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -94,6 +111,8 @@ class RayTaskExecutor(RayPipelineExecutor):
                     rank = running.pop(ref)
                     try:
                         ray.get(ref)
+                        if self.task_sync is not None:  # the task may have run on another node
+                            self.task_sync.fetch_marker(rank)
                     except ray.exceptions.RayError as exc:  # the task log has the step's traceback
                         logger.warning(f"task {rank} failed: {exc}")
                         first_error = first_error or exc
@@ -230,8 +249,13 @@ def run_steps(
     engine: EngineConfig,
     logging_dir: Path,
     show_progress: bool = True,
+    docs: Callable[[], float] | None = None,
+    sync: TaskSync | None = None,
 ) -> None:
-    """Run `steps` for ranks 0..tasks-1; raise PhaseFailed if a task failed or the phase stalled."""
+    """Run `steps` for ranks 0..tasks-1; raise PhaseFailed if a task failed or the phase stalled.
+
+    `sync`: the run folder is in object storage (RunDir.task_sync).
+    `docs`, when given, returns the documents processed so far: the progress then shows docs/s too."""
     workers = min(default_workers(engine), tasks)
     stalled = threading.Event()
     if engine.kind == "ray":
@@ -255,7 +279,8 @@ def run_steps(
         # The local executor runs in this thread (or waits on its pool here): interrupt it, which the
         # interpreter can only do for the main thread; elsewhere a stall is reported when the phase ends.
         on_stall = _interrupt_main(stalled) if threading.current_thread() is threading.main_thread() else stalled.set
-    monitor = _Monitor(label, tasks, logging_dir, engine.stall_timeout_s, show_progress, on_stall)
+    executor.task_sync = sync
+    monitor = _Monitor(label, tasks, logging_dir, engine.stall_timeout_s, show_progress, on_stall, docs)
     monitor.start()
     error: BaseException | None = None
     try:
@@ -268,6 +293,8 @@ def run_steps(
             raise
     except Exception as exc:  # a step raised; the task log has the traceback
         error = exc
+    if sync is not None:
+        sync.collect()
     unfinished = sorted(set(range(tasks)) - completed_ranks(logging_dir))
     if stalled.is_set() and unfinished:
         raise PhaseFailed(
@@ -336,9 +363,11 @@ class _Monitor:
         stall_timeout_s: float,
         show: bool,
         on_stall: Callable[[], None],
+        docs: Callable[[], float] | None = None,
     ):
         self.label, self.tasks, self.logging_dir = label, tasks, logging_dir
         self.stall_timeout_s, self.show, self.on_stall = stall_timeout_s, show, on_stall
+        self.docs = docs
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -356,18 +385,33 @@ class _Monitor:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("tasks"),
+                *([TextColumn("{task.fields[docs]}")] if self.docs else []),
                 TimeElapsedColumn(),
             )
             with Progress(*columns, transient=False) as progress:
-                bar = progress.add_task(self.label, total=self.tasks)
-                self._loop(lambda count, _: progress.update(bar, completed=count))
+                bar = progress.add_task(self.label, total=self.tasks, docs="")
+
+                def update(count: int, elapsed: float) -> None:
+                    progress.update(bar, completed=count, docs=self._docs_rate(elapsed))
+
+                self._loop(update, live=True)
         else:
             self._loop(self._print_line if self.show else lambda count, elapsed: None)
 
     def _print_line(self, count: int, elapsed: float) -> None:
-        print(f"{self.label}: {count}/{self.tasks} tasks, {elapsed:.0f} s", file=sys.stderr, flush=True)
+        docs = f", {self._docs_rate(elapsed)}" if self.docs else ""
+        print(f"{self.label}: {count}/{self.tasks} tasks{docs}, {elapsed:.0f} s", file=sys.stderr, flush=True)
 
-    def _loop(self, report: Callable[[int, float], None]) -> None:
+    def _docs_rate(self, elapsed: float) -> str:
+        """'N docs, R docs/s' (the average since the phase started), or '' without a document count."""
+        if not self.docs:
+            return ""
+        done = self.docs()
+        rate = f"{done / elapsed:,.0f} docs/s" if elapsed > 0 else "- docs/s"
+        return f"{done:,.0f} docs, {rate}"
+
+    def _loop(self, report: Callable[[int, float], None], live: bool = False) -> None:
+        """`report` on every completed task and heartbeat; `live`: on every poll, and once at the end."""
         start = last_progress = last_report = time.monotonic()
         count = completed_tasks(self.logging_dir)
         report(count, 0.0)
@@ -376,11 +420,11 @@ class _Monitor:
             current = completed_tasks(self.logging_dir)
             if current != count:
                 count, last_progress = current, now
-            if last_report < last_progress or now - last_report >= HEARTBEAT_S:
+            if live or last_report < last_progress or now - last_report >= HEARTBEAT_S:
                 report(count, now - start)
                 last_report = now
             if now - last_progress > self.stall_timeout_s and count < self.tasks:
                 self.on_stall()
                 return
-        if completed_tasks(self.logging_dir) != count:
+        if live or completed_tasks(self.logging_dir) != count:
             report(completed_tasks(self.logging_dir), time.monotonic() - start)
