@@ -34,8 +34,8 @@ from pipeline.funnel import count_rows
 from pipeline.rundir import RunDir
 from stages.checkpoint import PhaseInput, PhaseOutput
 from stages.decontam import ContaminationFilter
-from stages.dedup import DedupFilter, assign_clusters, lsh_step_lists
-from stages.exact_dedup import EXACT_STAGE, URL_STAGE, DedupKeyStep, DuplicateFilter, DuplicateKeysStep
+from stages.dedup import NEAR_STAGE, DedupFilter, assign_clusters, lsh_step_lists
+from stages.exact_dedup import EXACT_STAGE, URL_STAGE
 from stages.extract import EXTRACT_STAGE, HtmlExtractor
 from stages.heuristics import build_heuristic_steps
 from stages.minhash import MinhashSignatureStep
@@ -168,8 +168,20 @@ def _teacher_and_students(ctx: RunContext) -> dict[str, Any]:
 # ---------------------------------------------------------------- P3
 
 
+def _scores(config: Config) -> bool:
+    return config.students.enabled or config.quality.min_quality is not None
+
+
+def _scored_docs(ctx: RunContext) -> Path:
+    """P3's documents, or P1's when P3 has nothing to do (no students, no quality filter): the
+    phase would only copy every document."""
+    return ctx.docs("p3_score") if _scores(ctx.config) else ctx.docs("p1_filter")
+
+
 def _score_steps(ctx: RunContext) -> list[StepRun]:
     cfg, run = ctx.config, ctx.run
+    if not _scores(cfg):
+        return []
     steps: list[PipelineStep] = [PhaseInput(ctx.docs("p1_filter"))]
     if cfg.students.enabled:
         steps.append(StudentScorer(run.models, run.annotations / LABELS_FILE))
@@ -177,6 +189,10 @@ def _score_steps(ctx: RunContext) -> list[StepRun]:
         steps.append(QualityFilter(cfg.quality.min_quality, ctx.rejects("quality")))
     steps.append(PhaseOutput(ctx.docs("p3_score")))
     return _shard_run(ctx, "p3_score", "P3 score", steps)
+
+
+def _scored_count(ctx: RunContext) -> dict[str, Any]:
+    return {"documents": count_rows(_scored_docs(ctx))}
 
 
 # ---------------------------------------------------------------- P4
@@ -187,41 +203,10 @@ def _lsh_runs(signatures: Path, documents: Path, work: Path, config: DedupConfig
     return [StepRun(f"P4 LSH {name}", steps, count, work / "logs" / name) for name, steps, count in lists]
 
 
-def _deduped_docs(ctx: RunContext) -> Path:
-    """What LSH and P5 read: the documents exact and URL dedup kept, or P3's when neither runs."""
-    dedup = ctx.config.dedup
-    return ctx.docs("p4_dedup") if dedup.enabled and (dedup.exact or dedup.url) else ctx.docs("p3_score")
-
-
-def _exact_runs(ctx: RunContext) -> list[StepRun]:
-    """Exact then URL dedup (stages/exact_dedup.py): keys per task, one global task, then the filter."""
-    dedup = ctx.config.dedup
-    if not (dedup.exact or dedup.url):
-        return []
-    work = ctx.run.phase("p4_dedup") / "exact"
-    stages = [stage for stage, on in ((EXACT_STAGE, dedup.exact), (URL_STAGE, dedup.url)) if on]
-    p3 = ctx.docs("p3_score")
-    writers = {stage: ctx.rejects(stage) for stage in stages}
-    return [
-        StepRun("P4 dedup keys", [PhaseInput(p3), DedupKeyStep(work)], ctx.tasks, work / "logs" / "keys"),
-        StepRun(
-            "P4 exact + url duplicates",
-            [DuplicateKeysStep(work, ctx.tasks, dedup.exact, dedup.url)],
-            1,
-            work / "logs" / "duplicates",
-        ),
-        StepRun(
-            "P4 exact + url filter",
-            [PhaseInput(p3), DuplicateFilter(work, writers), PhaseOutput(_deduped_docs(ctx))],
-            ctx.tasks,
-            work / "logs" / "filter",
-        ),
-    ]
-
-
 def _dedup_steps(ctx: RunContext) -> list[StepRun]:
-    lsh = _lsh_runs(_signatures(ctx), _deduped_docs(ctx), ctx.run.phase("p4_dedup"), ctx.config.dedup, ctx.tasks)
-    return _exact_runs(ctx) + lsh
+    """Exact, URL and near-dedup decisions from P1's keys and signatures and the P3 documents'
+    metadata (stages/dedup.py); P5 drops the documents."""
+    return _lsh_runs(_signatures(ctx), _scored_docs(ctx), ctx.run.phase("p4_dedup"), ctx.config.dedup, ctx.tasks)
 
 
 def _clusters(ctx: RunContext) -> dict[str, Any]:
@@ -244,20 +229,29 @@ def _stats(ctx: RunContext) -> Path:
 
 def _clean_steps(ctx: RunContext) -> list[StepRun]:
     cfg, run = ctx.config, ctx.run
-    steps: list[PipelineStep] = [PhaseInput(_deduped_docs(ctx))]
+    steps: list[PipelineStep] = [PhaseInput(_scored_docs(ctx))]
     if cfg.dedup.enabled:
-        steps.append(DedupFilter(run.phase("p4_dedup"), ctx.rejects("dedup")))
+        steps.append(DedupFilter(run.phase("p4_dedup"), {stage: ctx.rejects(stage) for stage in _dedup_stages(cfg)}))
     if cfg.decontam.enabled:
         steps.append(ContaminationFilter(cfg.decontam, _matches(ctx), ctx.rejects("decontam")))
     steps += [TokenCounter(_stats(ctx), cfg.mixture.tokenizer), PhaseOutput(ctx.docs("p5_clean"))]
     return _shard_run(ctx, "p5_clean", "P5 clean", steps)
 
 
+def _dedup_stages(config: Config) -> list[str]:
+    """The rejected stages of P5's dedup filter, in the order the documents are removed."""
+    if not config.dedup.enabled:
+        return []
+    on = ((EXACT_STAGE, config.dedup.exact), (URL_STAGE, config.dedup.url), (NEAR_STAGE, True))
+    return [stage for stage, enabled in on if enabled]
+
+
 def _clean_summary(ctx: RunContext) -> dict[str, Any]:
     cfg, run = ctx.config, ctx.run
     summary: dict[str, Any] = {"documents": count_rows(ctx.docs("p5_clean"))}
     if cfg.decontam.enabled:
-        scanned = count_rows(_deduped_docs(ctx)) - count_rows(run.rejected / "dedup")
+        removed = sum(count_rows(run.rejected / stage) for stage in _dedup_stages(cfg))
+        scanned = count_rows(_scored_docs(ctx)) - removed
         benchmarks = load_benchmarks(resolve_path(cfg.decontam.benchmarks))
         summary["contamination"] = write_contamination_reports(
             _matches(ctx), scanned, benchmarks, run.reports, cfg.decontam
@@ -386,9 +380,16 @@ PHASES: tuple[Phase, ...] = (
         _no_steps,
         _teacher_and_students,
     ),
-    Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _document_count("p3_score")),
+    Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _scored_count),
     Phase("p4_dedup", "P4 dedup", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _dedup_steps, _clusters),
-    Phase("p5_clean", "P5 dedup + decontam + tokens", _always, ("p3_score", "p4_dedup"), _clean_steps, _clean_summary),
+    Phase(
+        "p5_clean",
+        "P5 dedup + decontam + tokens",
+        _always,
+        ("p1_filter", "p3_score", "p4_dedup"),  # P1's documents when P3 has nothing to do
+        _clean_steps,
+        _clean_summary,
+    ),
     Phase("p6_sampling", "P6 sampling rates", _always, ("p5_clean",), _no_steps, _sampling_rates),
     Phase("p7_mixture", "P7 mixture", _always, ("p5_clean", "p6_sampling"), _mixture_steps, _manifest),
 )
@@ -401,15 +402,19 @@ def enabled_phases(config: Config) -> list[Phase]:
 def run_phase(ctx: RunContext, phase: Phase) -> dict[str, Any]:
     """The phase's step lists in order on the engine, then its global work; returns its summary."""
     for step_run in phase.step_runs(ctx):
-        run_steps(step_run.label, step_run.steps, step_run.tasks, ctx.config.engine, step_run.logs, ctx.show_progress)
+        sync = ctx.run.task_sync(phase.reads, step_run.logs)  # None unless the run folder is in a bucket
+        engine = ctx.config.engine
+        run_steps(step_run.label, step_run.steps, step_run.tasks, engine, step_run.logs, ctx.show_progress, sync=sync)
     return phase.finish(ctx)
 
 
 def run_near_dedup(
     signatures: Path, documents: Path, work: Path, config: DedupConfig, engine: EngineConfig, show_progress: bool = True
 ) -> dict[str, Any]:
-    """P4 alone, on a folder of P1 signature files and one of documents (tests and benchmarks)."""
+    """P4's near-dedup alone (exact and URL dedup off), on a folder of P1 signature files and one of
+    documents (tests and benchmarks)."""
     tasks = len(list(Path(signatures).glob("*.parquet")))
+    config = config.model_copy(update={"exact": False, "url": False})
     for step_run in _lsh_runs(signatures, documents, work, config, tasks):
         run_steps(step_run.label, step_run.steps, step_run.tasks, engine, step_run.logs, show_progress)
     return assign_clusters(work, tasks)

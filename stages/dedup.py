@@ -1,4 +1,8 @@
-"""Near-duplicate clusters from MinHash signatures (P4) and their removal (P5).
+"""Exact, URL and near-duplicate decisions (P4) and the removal of every duplicate (P5).
+
+Exact and URL dedup (stages/exact_dedup.py) run first, on the keys P1 stored and the quality of
+the P3 documents; LSH then sees only what they kept. P5 drops all three kinds in one pass
+(`DedupFilter`): no phase copies the documents for dedup's sake.
 
 P4 runs as datatrove steps and one global step, all under `work_dir` (RUN/work/p4_dedup). Each
 P1 task r left a signature file (uid, id) and its raw matrix (signatures/<r>.npy); they are never
@@ -15,8 +19,10 @@ k - 1 edges instead of k(k-1)/2 pairs.
   signature file r, writes buckets/<r>.parquet, rows (part, key, uid, source, row) sorted by
   partition part = key mod P, one row group per partition; `LshCandidateStep`, one task per
   partition p, reads partition p of every bucket file (row-group pruning) and links its buckets.
-Both write members/<r>.parquet (uid, id, quality, signed: what the keeper choice needs, without
-reading the texts again) and edges/<p>.parquet; the same buckets give the same edges in either
+Both write members/<r>.parquet (uid, id, quality, signed, and the exact and URL keys: what the
+keeper choices need, without reading the texts again) and edges/<p>.parquet; exact and URL
+duplicates are found over all members in one task (in `LshStep`, or `DuplicateKeysStep` between
+the bucket and candidate steps) and leave LSH; the same buckets give the same edges in either
 layout. `assign_clusters` then takes connected components over the edges (only documents that have
 a duplicate appear in them), picks one keeper per cluster and writes assignment/<r>.parquet (uid,
 cluster, size, keeper, is_keeper) per task, so a P5 task loads only its own slice.
@@ -42,6 +48,8 @@ on task order or worker count. Documents with no word (no signature) are never c
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,14 +59,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
-from datatrove.data import Document, DocumentsPipeline
+from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from pipeline.config import DedupConfig
 from pipeline.docio import RejectWriter, task_file, write_json_atomic
+from stages.exact_dedup import (
+    EXACT_STAGE,
+    KEY_SCHEMA,
+    P1_KEY_SCHEMA,
+    URL_STAGE,
+    find_duplicates,
+    load_removed,
+    removed_file,
+    removed_uids,
+)
 from stages.lsh import band_keys, bucket_edges, connected_components, pair_verifier, shared_in_bands, shared_mask
-from stages.minhash import lsh_shape, matrix_chunks, write_table_atomic
+from stages.minhash import keys_file, lsh_shape, matrix_chunks, write_table_atomic
 
 BUCKET_SCHEMA = pa.schema(
     [
@@ -69,7 +86,16 @@ BUCKET_SCHEMA = pa.schema(
         ("row", pa.int32()),
     ]
 )
-MEMBER_SCHEMA = pa.schema([("uid", pa.int64()), ("id", pa.string()), ("quality", pa.float64()), ("signed", pa.bool_())])
+# What the keeper choices need, without reading the texts again: the near-dedup rule's uid, id and
+# quality, whether the document has a signature, and the exact and URL dedup keys (null when off).
+MEMBER_SCHEMA = pa.schema(
+    [("uid", pa.int64()), ("id", pa.string()), ("quality", pa.float64()), ("signed", pa.bool_())]
+    + [field for field in P1_KEY_SCHEMA if field.name != "uid"]
+)
+# Rejected stage and reason of the documents P5 drops; exact and URL dedup keep their results under work/exact.
+NEAR_STAGE = "dedup"
+EXACT_DIR = "exact"
+REASONS = {EXACT_STAGE: "exact_duplicate", URL_STAGE: "url_duplicate", NEAR_STAGE: "near_duplicate"}
 EDGE_SCHEMA = pa.schema([("uid", pa.int64()), ("root", pa.int64())])
 ASSIGNMENT_SCHEMA = pa.schema(
     [
@@ -100,7 +126,7 @@ def _members_of(documents_file: Path) -> pa.Table:
     Batch by batch, and on one thread (the engine gives a task one CPU): reading whole columns at
     once held 2x the memory of the result in arrow's allocator.
     """
-    parts = [MEMBER_SCHEMA.empty_table().drop_columns(["signed"])]
+    parts = [MEMBER_SCHEMA.empty_table().select(["uid", "id", "quality"])]
     for batch in pq.ParquetFile(documents_file).iter_batches(columns=["id", "metadata"], use_threads=False):
         lines = "\n".join(batch.column("metadata").to_pylist()).encode()
         parsed = pa_json.read_json(pa.BufferReader(lines), read_options=_ONE_THREAD, parse_options=_METADATA_PARSE)
@@ -109,24 +135,64 @@ def _members_of(documents_file: Path) -> pa.Table:
     return pa.concat_tables(parts).combine_chunks()
 
 
+def _task_members(signatures_dir: str, documents_dir: str, work: Path, rank: int, keys: bool) -> pa.Table:
+    """Writes and returns members/<rank>.parquet: the task's P3 documents, whether each has a
+    signature, and (with `keys`) the exact and URL dedup keys P1 stored for them, joined by uid."""
+    members = _members_of(task_file(documents_dir, rank))
+    uids = members.column("uid").to_numpy()
+    path = task_file(signatures_dir, rank)
+    signed = np.isin(uids, pq.read_table(path, columns=["uid"], use_threads=False).column(0).to_numpy())
+    members = members.append_column("signed", pa.array(signed))
+    key_table = pq.read_table(keys_file(path), use_threads=False) if keys else None
+    if key_table is not None:  # every P3 document is a P1 document: each uid is found
+        key_uids = key_table.column("uid").to_numpy()
+        order = np.argsort(key_uids, kind="stable")
+        key_table = key_table.take(pa.array(order[np.searchsorted(key_uids, uids, sorter=order)]))
+    for name in MEMBER_SCHEMA.names[len(members.schema) :]:
+        nulls = pa.nulls(len(uids), MEMBER_SCHEMA.field(name).type)
+        members = members.append_column(name, key_table.column(name) if key_table is not None else nulls)
+    members = members.cast(MEMBER_SCHEMA)
+    write_table_atomic(members, task_file(work / "members", rank))
+    return members
+
+
 @dataclass(frozen=True)
 class _TaskDocuments:
-    """The P3 documents of one task that have a signature: uid and signature row."""
+    """The documents of one task that LSH takes: in P3, with a signature, not removed by exact or
+    URL dedup. Their uids and signature rows."""
 
     uid: np.ndarray
     row: np.ndarray
 
 
-def _task_documents(signatures_dir: str, documents_dir: str, work: Path, rank: int) -> _TaskDocuments:
-    """Writes members/<rank>.parquet and returns the task's signed P3 documents."""
-    documents = _members_of(task_file(documents_dir, rank))
-    doc_uids = documents.column("uid").to_numpy()
+def _task_documents(signatures_dir: str, rank: int, members: pa.Table, removed: np.ndarray) -> _TaskDocuments:
     sig_uids = pq.read_table(task_file(signatures_dir, rank), columns=["uid"], use_threads=False).column(0).to_numpy()
-    # signatures of documents dropped after P1 (not in P3) take no part
-    present = np.flatnonzero(np.isin(sig_uids, doc_uids))
-    members = documents.append_column("signed", pa.array(np.isin(doc_uids, sig_uids))).cast(MEMBER_SCHEMA)
-    write_table_atomic(members, task_file(work / "members", rank))
+    uids = members.column("uid").to_numpy()
+    # signatures of documents dropped after P1 (not in P3) or by exact and URL dedup take no part
+    present = np.flatnonzero(np.isin(sig_uids, uids[~np.isin(uids, removed)]))
     return _TaskDocuments(sig_uids[present], present.astype(np.int32))
+
+
+def write_duplicates(work: Path, members: list[pa.Table], exact: bool, url: bool) -> list[np.ndarray]:
+    """Exact then URL duplicates over every task's members: exact/removed/<r>.parquet per task and
+    exact/summary.json; returns the removed uids of each task."""
+    keys = pa.concat_tables(
+        [KEY_SCHEMA.append(pa.field("task", pa.int32())).empty_table()]
+        + [
+            m.select(KEY_SCHEMA.names).append_column("task", pa.array(np.full(m.num_rows, r, dtype=np.int32)))
+            for r, m in enumerate(members)
+        ]
+    )
+    removed, summary = find_duplicates(keys, exact, url)
+    tasks = removed.column("task").to_numpy()
+    out = []
+    for r in range(len(members)):
+        lo, hi = np.searchsorted(tasks, [r, r + 1])
+        mine = removed.slice(lo, hi - lo)
+        write_table_atomic(mine, removed_file(work / EXACT_DIR, r))
+        out.append(mine.column("uid").to_numpy())
+    write_json_atomic(work / EXACT_DIR / "summary.json", summary)
+    return out
 
 
 def _task_keys(signatures_dir: str, rank: int, rows: np.ndarray, bands: int, band_rows: int) -> np.ndarray:
@@ -174,6 +240,13 @@ class _LshBase(PipelineStep):
         self.config = config
         self.sources = sources
 
+    @property
+    def exact_or_url(self) -> bool:
+        return self.config.exact or self.config.url
+
+    def _members(self, rank: int) -> pa.Table:
+        return _task_members(self.signatures_dir, self.documents_dir, Path(self.work_dir), rank, self.exact_or_url)
+
     def _write_edges(self, rank: int, *rows: np.ndarray) -> None:
         edges, exact = _edge_table(self.config, self.signatures_dir, *rows)
         write_table_atomic(edges, task_file(Path(self.work_dir) / "edges", rank))
@@ -183,18 +256,25 @@ class _LshBase(PipelineStep):
 
 
 class LshStep(_LshBase):
-    """P4 in one task: the keys of every signature file, then the (verified) edges of all buckets."""
+    """P4 in one task: every task's members, exact and URL duplicates among them, the bucket keys of
+    the rest, then the (verified) edges of all buckets."""
 
     name = "🪣 LSH"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         bands, band_rows = lsh_shape(self.config)
         with self.track_time():
+            members = [self._members(source) for source in range(self.sources)]
+            if self.exact_or_url:
+                removed = write_duplicates(Path(self.work_dir), members, self.config.exact, self.config.url)
+            else:
+                removed = [np.empty(0, dtype=np.int64)] * self.sources
             keys, tasks = [], []
             for source in range(self.sources):
-                task = _task_documents(self.signatures_dir, self.documents_dir, Path(self.work_dir), source)
+                task = _task_documents(self.signatures_dir, source, members[source], removed[source])
                 keys.append(_task_keys(self.signatures_dir, source, task.row, bands, band_rows))
                 tasks.append(task)
+            del members
             # what arrow's allocator keeps from reading the documents is not needed any more
             pa.default_memory_pool().release_unused()
             key = np.concatenate(keys).reshape(-1, bands)
@@ -209,14 +289,16 @@ class LshStep(_LshBase):
 
 
 class LshBucketStep(_LshBase):
-    """P4 task r (many tasks): the bucket rows of signature file r, partitioned by key."""
+    """P4 task r (many tasks): task r's members, and the bucket rows of its signed documents,
+    partitioned by key (documents that exact or URL dedup will remove included: `LshCandidateStep`
+    leaves them out)."""
 
     name = "🪣 LSH buckets"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         bands, band_rows = lsh_shape(self.config)
         with self.track_time():
-            task = _task_documents(self.signatures_dir, self.documents_dir, Path(self.work_dir), rank)
+            task = _task_documents(self.signatures_dir, rank, self._members(rank), np.empty(0, dtype=np.int64))
             keys = _task_keys(self.signatures_dir, rank, task.row, bands, band_rows).ravel()
             part = (keys % np.uint64(self.sources)).astype(np.int32)
             order = np.argsort(part, kind="stable")
@@ -247,22 +329,41 @@ class LshBucketStep(_LshBase):
         yield from ()
 
 
+class DuplicateKeysStep(_LshBase):
+    """P4, one task between the bucket and candidate steps (many tasks): exact then URL duplicates
+    over the members of every task (keys only: ~50 bytes a document)."""
+
+    name = "🫂 exact + url duplicates"
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        work = Path(self.work_dir)
+        with self.track_time():
+            members = [pq.read_table(task_file(work / "members", r)) for r in range(self.sources)]
+            removed = write_duplicates(work, members, self.config.exact, self.config.url)
+        self.stat_update("removed", value=sum(map(len, removed)))
+        yield from ()
+
+
 class LshCandidateStep(_LshBase):
-    """P4 task p (many tasks): the (verified) edges of partition p of every bucket file."""
+    """P4 task p (many tasks): the (verified) edges of partition p of every bucket file, without the
+    documents exact and URL dedup removed."""
 
     name = "🔗 LSH candidates"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         columns = ["key", "uid", "source", "row"]
-        buckets = Path(self.work_dir) / "buckets"
+        work = Path(self.work_dir)
         with self.track_time():
             rows = pa.concat_tables(
                 [BUCKET_SCHEMA.empty_table().select(columns)]
                 + [
-                    pq.read_table(task_file(buckets, s), columns=columns, filters=[("part", "=", rank)])
+                    pq.read_table(task_file(work / "buckets", s), columns=columns, filters=[("part", "=", rank)])
                     for s in range(self.sources)
                 ]
             )
+            removed = np.concatenate([removed_uids(work / EXACT_DIR, s) for s in range(self.sources)])
+            if len(removed):
+                rows = rows.filter(pa.array(~np.isin(rows.column("uid").to_numpy(), removed)))
             self._write_edges(rank, *(rows.column(c).to_numpy() for c in columns))
         yield from ()
 
@@ -281,7 +382,8 @@ def lsh_step_lists(
     args = (signatures_dir, documents_dir, work_dir, config, tasks)
     if lsh_partitions(tasks) == 1:
         return [("lsh", [LshStep(*args)], 1)]
-    return [("buckets", [LshBucketStep(*args)], tasks), ("candidates", [LshCandidateStep(*args)], tasks)]
+    duplicates = [("duplicates", [DuplicateKeysStep(*args)], 1)] if config.exact or config.url else []
+    return [("buckets", [LshBucketStep(*args)], tasks), *duplicates, ("candidates", [LshCandidateStep(*args)], tasks)]
 
 
 def _keepers(members: pa.Table, nodes: np.ndarray, labels: np.ndarray) -> pa.Table:
@@ -326,6 +428,9 @@ def assign_clusters(work_dir: str | Path, sources: int) -> dict[str, Any]:
     clustered = [MEMBER_SCHEMA.append(pa.field("task", pa.int32())).empty_table()]
     for task in range(sources):
         members = pq.read_table(task_file(work / "members", task))
+        removed = removed_uids(work / EXACT_DIR, task)
+        if len(removed):  # MinHash sees only what exact and URL dedup kept
+            members = members.filter(pa.array(~np.isin(members.column("uid").to_numpy(), removed)))
         documents += members.num_rows
         without_signature += members.num_rows - (pc.sum(members.column("signed")).as_py() or 0)
         mask = np.isin(members.column("uid").to_numpy(), nodes)
@@ -362,30 +467,50 @@ def load_assignment(work_dir: str | Path, rank: int) -> dict[int, tuple[int, int
     return dict(zip(table.column("uid").to_pylist(), zip(*columns)))
 
 
-class DedupFilter(BaseFilter):
-    """P5: drops non-keepers ("near_duplicate", details {"keeper": id}); tags kept cluster members
-    with `dup_cluster` and `dup_cluster_size`. Documents outside any cluster pass untouched."""
+class DedupFilter(PipelineStep):
+    """P5: drops the documents exact, URL and near-dedup removed, each into its stage's rejected/
+    folder (`writers`, keyed by EXACT_STAGE, URL_STAGE and NEAR_STAGE) with reason exact_duplicate,
+    url_duplicate or near_duplicate and details {"keeper": id}; tags kept cluster members with
+    `dup_cluster` and `dup_cluster_size`. Other documents pass untouched.
 
-    name = "🫂 near-duplicate filter"
+    One lookup per document and one stats update per task: datatrove's BaseFilter updates its
+    stats per document, which cost more than the lookups on the real corpus (measured)."""
 
-    def __init__(self, work_dir: str | Path, exclusion_writer: RejectWriter | None = None):
-        super().__init__(exclusion_writer)
+    name = "🫂 dedup filter"
+    type = "🔻 - FILTER"
+
+    def __init__(self, work_dir: str | Path, writers: Mapping[str, RejectWriter]):
+        super().__init__()
         self.work_dir = str(work_dir)
-        self._assignment: dict[int, tuple[int, int, str, bool]] = {}
+        self.writers = dict(writers)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        # once per task: the assignment slice of this task only, never the whole corpus's
-        self._assignment = load_assignment(self.work_dir, rank)
-        yield from super().run(data, rank, world_size)
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        entry = self._assignment.get(doc.metadata["uid"])
-        if entry is None:
-            return True
-        cluster, size, keeper, is_keeper = entry
-        if is_keeper:
-            doc.metadata["dup_cluster"] = cluster
-            doc.metadata["dup_cluster_size"] = size
-            return True
-        doc.metadata["reject_details"] = {"keeper": keeper}
-        return False, "near_duplicate"
+        # once per task: the slices of this task only, never the whole corpus's
+        removed = load_removed(Path(self.work_dir) / EXACT_DIR, rank)
+        assignment = load_assignment(self.work_dir, rank)
+        counts: Counter[str] = Counter()
+        with ExitStack() as stack:
+            for writer in self.writers.values():
+                stack.enter_context(writer)
+            for doc in data:
+                uid = doc.metadata["uid"]
+                verdict = removed.get(uid)
+                if verdict is None and (entry := assignment.get(uid)) is not None:
+                    cluster, size, keeper, is_keeper = entry
+                    if is_keeper:
+                        doc.metadata["dup_cluster"] = cluster
+                        doc.metadata["dup_cluster_size"] = size
+                    else:
+                        verdict = NEAR_STAGE, keeper
+                writer = None if verdict is None else self.writers.get(verdict[0])
+                if writer is None:
+                    counts["forwarded"] += 1
+                    yield doc
+                    continue
+                stage, keeper = verdict
+                doc.metadata["filter_reason"] = REASONS[stage]
+                doc.metadata["reject_details"] = {"keeper": keeper}
+                writer.write(doc, rank)
+                counts[f"dropped_{REASONS[stage]}"] += 1
+        for key, value in counts.items():
+            self.stat_update(key, value=value)

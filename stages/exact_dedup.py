@@ -1,16 +1,16 @@
 """Exact and URL dedup (P4, before MinHash): one document per normalised text, then per normalised URL.
 
-Both are cheaper than MinHash (one hash per document, one sort) and shrink its input: the documents
-they keep are written to a new folder that LSH and P5 read. Three datatrove step lists, under
-`work_dir` (RUN/work/p4_dedup/exact):
+Both are cheaper than MinHash (one hash per document, one sort) and shrink its input. They ride on
+the near-dedup passes and never read or copy the texts again:
 
-- `DedupKeyStep`, one task per P3 task r: writes keys/<r>.parquet, one row per document
-  (uid, id, quality, date, text hash, URL hash), without the texts;
-- `DuplicateKeysStep`, one task: sorts the keys of the whole corpus and writes removed/<r>.parquet
-  (uid, stage, keeper id) per task and summary.json. Keys are ~50 bytes a document, so one task
-  holds about 20M documents per GB of memory; the texts never travel;
-- `DuplicateFilter`, one task per r: drops the removed documents of its task into
-  rejected/exact/ and rejected/url/ with details {"keeper": id}, and writes the rest.
+- P1: `MinhashSignatureStep` (stages/minhash.py) hashes each document's text and URL while it has
+  the text (`document_keys`) and writes them beside its signatures (signatures/keys/<r>.parquet);
+- P4: the step that reads the P3 documents' metadata for LSH (stages/dedup.py) joins their quality
+  to those keys, and one task sorts the keys of the whole corpus (`find_duplicates`: ~50 bytes a
+  document, about 20M documents per GB) into removed/<r>.parquet (uid, stage, keeper id) per task
+  and summary.json, under RUN/work/p4_dedup/exact. LSH leaves the removed documents out;
+- P5: `DedupFilter` drops them into rejected/exact/ and rejected/url/ with details {"keeper": id},
+  in the same pass as the near-duplicates.
 
 Keepers: exact, the highest `quality` (none ranks last), then the smallest id, then uid (the
 near-dedup rule); URL, the highest quality, then the latest date (none ranks last), then the
@@ -20,7 +20,7 @@ smallest id. URL dedup runs on the documents exact dedup kept, so a keeper is ne
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -30,11 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
-from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
+from datatrove.data import Document
 
-from pipeline.docio import RejectWriter, task_file, write_json_atomic
-from stages.minhash import write_table_atomic
+from pipeline.docio import task_file
 
 KEY_SCHEMA = pa.schema(
     [
@@ -105,24 +103,14 @@ def document_keys(doc: Document) -> dict[str, Any]:
     }
 
 
-class DedupKeyStep(PipelineStep):
-    """Terminal step: the dedup keys of task `rank`'s documents to keys/<rank>.parquet."""
+# What P1 stores per document (the id and quality are read at P4 from the P3 documents).
+P1_KEY_SCHEMA = pa.schema([KEY_SCHEMA.field(name) for name in ("uid", "date", "text_hi", "text_lo", "url")])
 
-    name = "🔑 dedup keys"
-    type = "🫂 - DEDUP"
 
-    def __init__(self, work_dir: str | Path):
-        super().__init__()
-        self.work_dir = str(work_dir)
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        rows = []
-        for doc in data:
-            with self.track_time():
-                rows.append(document_keys(doc))
-            self.stat_update("documents")
-        write_table_atomic(pa.Table.from_pylist(rows, schema=KEY_SCHEMA), task_file(Path(self.work_dir) / "keys", rank))
-        yield from ()
+def keys_table(docs: Sequence[Document]) -> pa.Table:
+    """The P1 keys (P1_KEY_SCHEMA) of `docs`, in order."""
+    rows = [document_keys(doc) for doc in docs]
+    return pa.Table.from_pylist(rows, schema=KEY_SCHEMA).select(P1_KEY_SCHEMA.names)
 
 
 def _group_starts(keys: list[np.ndarray]) -> np.ndarray:
@@ -182,66 +170,27 @@ def _removed_rows(dup: pa.Table, stage: str) -> pa.Table:
     return pa.table(columns, schema=REMOVED_SCHEMA)
 
 
-class DuplicateKeysStep(PipelineStep):
-    """One task: exact then URL duplicates over the keys of all `sources` tasks."""
-
-    name = "🫂 exact + url duplicates"
-    type = "🫂 - DEDUP"
-
-    def __init__(self, work_dir: str | Path, sources: int, exact: bool, url: bool):
-        super().__init__()
-        self.work_dir = str(work_dir)
-        self.sources = sources
-        self.exact = exact
-        self.url = url
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        work = Path(self.work_dir)
-        with self.track_time():
-            keys = pa.concat_tables([_task_keys(work, r) for r in range(self.sources)])
-            removed, summary = find_duplicates(keys, self.exact, self.url)
-        tasks = removed.column("task").to_numpy()
-        for r in range(self.sources):
-            lo, hi = np.searchsorted(tasks, [r, r + 1])
-            write_table_atomic(removed.slice(lo, hi - lo), task_file(work / "removed", r))
-        write_json_atomic(work / "summary.json", summary)
-        yield from ()
+def removed_file(work_dir: str | Path, rank: int) -> Path:
+    """removed/<rank>.parquet (REMOVED_SCHEMA) under the exact-dedup folder `work_dir`."""
+    return task_file(Path(work_dir) / "removed", rank)
 
 
-def _task_keys(work: Path, rank: int) -> pa.Table:
-    keys = pq.read_table(task_file(work / "keys", rank), schema=KEY_SCHEMA)
-    return keys.append_column("task", pa.array(np.full(keys.num_rows, rank, dtype=np.int32)))
+def load_removed(work_dir: str | Path, rank: int) -> dict[int, tuple[str, str]]:
+    """uid -> (stage, keeper id) of task `rank`'s removed documents; empty when exact and URL dedup are off."""
+    path = removed_file(work_dir, rank)
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path, columns=["uid", "stage", "keeper"])
+    stages, keepers = table.column("stage").to_pylist(), table.column("keeper").to_pylist()
+    return dict(zip(table.column("uid").to_pylist(), zip(stages, keepers)))
 
 
-class DuplicateFilter(PipelineStep):
-    """Drops the documents `DuplicateKeysStep` removed, each into its stage's rejected/ folder with
-    reason exact_duplicate or url_duplicate and details {"keeper": id}."""
-
-    name = "🫂 exact + url filter"
-    type = "🔻 - FILTER"
-
-    def __init__(self, work_dir: str | Path, writers: dict[str, RejectWriter]):
-        super().__init__()
-        self.work_dir = str(work_dir)
-        self.writers = writers
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        removed = pq.read_table(task_file(Path(self.work_dir) / "removed", rank)).to_pylist()
-        verdicts = {row["uid"]: (row["stage"], row["keeper"]) for row in removed}
-        with ExitStack() as stack:
-            for writer in self.writers.values():
-                stack.enter_context(writer)
-            for doc in data:
-                self.stat_update("total")
-                verdict = verdicts.get(doc.metadata["uid"])
-                if verdict is None or verdict[0] not in self.writers:
-                    yield doc
-                    continue
-                stage, keeper = verdict
-                doc.metadata["filter_reason"] = f"{stage}_duplicate"
-                doc.metadata["reject_details"] = {"keeper": keeper}
-                self.writers[stage].write(doc, rank)
-                self.stat_update(f"dropped_{stage}")
+def removed_uids(work_dir: str | Path, rank: int) -> np.ndarray:
+    """The uids of task `rank`'s removed documents (int64; empty when exact and URL dedup are off)."""
+    path = removed_file(work_dir, rank)
+    if not path.is_file():
+        return np.empty(0, dtype=np.int64)
+    return pq.read_table(path, columns=["uid"]).column(0).to_numpy()
 
 
 def dedup_summary(work_dir: str | Path) -> dict[str, Any]:

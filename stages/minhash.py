@@ -41,6 +41,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.config import DedupConfig
 from pipeline.docio import task_file
+from stages.exact_dedup import P1_KEY_SCHEMA, keys_table
 
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 # Odd 64-bit multiplier of the shingle polynomial (the golden-ratio constant, as in splitmix64).
@@ -283,6 +284,13 @@ def shingles_file(path: str | Path) -> Path:
     return Path(path).with_suffix(".shingles")
 
 
+def keys_file(path: str | Path) -> Path:
+    """The exact and URL dedup keys of a signature file's task, every document's (with or without a
+    signature): `keys/<rank>.parquet` beside `<rank>.parquet` (stages/exact_dedup.py)."""
+    path = Path(path)
+    return path.parent / "keys" / path.name
+
+
 def write_signatures(
     path: str | Path,
     uids: np.ndarray,
@@ -365,7 +373,9 @@ def matrix_rows(path: str | Path, rows: np.ndarray) -> np.ndarray:
 
 class MinhashSignatureStep(PipelineStep):
     """P1: passes documents through unchanged and writes the task's signatures, in document order:
-    `signatures_dir/<rank>.parquet` (uid, id) and the matrix `signatures_dir/<rank>.npy`."""
+    `signatures_dir/<rank>.parquet` (uid, id) and the matrix `signatures_dir/<rank>.npy`; with
+    `dedup.exact` or `dedup.url`, also the keys of exact and URL dedup (`keys_file`), computed here
+    while the text is at hand so that P4 never reads the texts again."""
 
     name = "🎯 minhash signatures"
     type = "🫂 - DEDUP"
@@ -386,21 +396,24 @@ class MinhashSignatureStep(PipelineStep):
         ids: list[str] = []
         sigs: list[np.ndarray] = []
         sizes: list[np.ndarray] = []
+        keys: list[pa.Table] | None = [P1_KEY_SCHEMA.empty_table()] if self.config.exact or self.config.url else None
         batch = []
         # the shingle hashes go to disk batch by batch: 4 B a word, more than the signatures
         with shingles_tmp.open("wb") if shingles_tmp else contextlib.nullcontext() as shingles_out:
             for doc in data:
                 batch.append(doc)
                 if len(batch) == self.batch_size:
-                    self._sign(hasher, batch, uids, ids, sigs, sizes, shingles_out)
+                    self._sign(hasher, batch, uids, ids, sigs, sizes, shingles_out, keys)
                     yield from batch
                     batch = []
             if batch:
-                self._sign(hasher, batch, uids, ids, sigs, sizes, shingles_out)
+                self._sign(hasher, batch, uids, ids, sigs, sizes, shingles_out, keys)
                 yield from batch
         signatures = np.concatenate(sigs) if sigs else np.empty((0, hasher.num_perm), dtype=np.uint32)
         ends = np.cumsum(np.concatenate(sizes)) if sizes else np.empty(0, np.int64)
         all_uids = np.concatenate(uids) if uids else np.empty(0, np.int64)
+        if keys is not None:  # before the signature file, which marks a complete set
+            write_table_atomic(pa.concat_tables(keys), keys_file(path))
         write_signatures(path, all_uids, ids, signatures, ends, shingles_tmp)
 
     def _sign(
@@ -412,11 +425,14 @@ class MinhashSignatureStep(PipelineStep):
         sigs: list,
         sizes: list,
         shingles_out: BinaryIO | None,
+        keys: list[pa.Table] | None,
     ) -> None:
         with self.track_time():
             signatures, mask, flat, counts = hasher.signatures_and_shingles([doc.text for doc in batch])
             if shingles_out is not None:
                 shingles_out.write(flat.tobytes())
+            if keys is not None:
+                keys.append(keys_table(batch))
         kept = [doc for doc, has in zip(batch, mask) if has]
         uids.append(np.array([doc.metadata["uid"] for doc in kept], dtype=np.int64))
         ids.extend(str(doc.id) for doc in kept)

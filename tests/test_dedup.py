@@ -327,7 +327,7 @@ def test_corpus_without_duplicates(tmp_path):
 def _run_p5(root: Path) -> tuple[list[Document], list[dict]]:
     kept = []
     for rank in range(len(list((root / "documents").glob("*.parquet")))):
-        step = DedupFilter(root / "work", RejectWriter(root / "rejected", "dedup"))
+        step = DedupFilter(root / "work", {"dedup": RejectWriter(root / "rejected", "dedup")})
         kept += list(step.run(read_documents(task_file(root / "documents", rank)), rank=rank))
     return kept, table_rows(root / "rejected" / "dedup")
 

@@ -165,3 +165,32 @@ def test_switches_off_give_no_rows(tmp_path):
     # MinHash still catches the exact copies
     assert {row["name"]: row for row in funnel["stages"]}["dedup"]["rejected"] >= 12
     assert funnel["conservation"]["holds"]
+
+
+def test_partitioned_p4_gives_the_same_exact_url_and_near_removals(tmp_path, monkeypatch):
+    """Many tasks (bucket, duplicates and candidate steps) remove the same documents, with the same
+    keepers, as one LSH task; P3 with nothing to do is not copied (P4 and P5 read P1's documents)."""
+    from stages import dedup as dedup_stage
+
+    corpus = _corpus(tmp_path / "corpus.jsonl")
+    outputs = {}
+    for label, fused_max_tasks in (("one-task", dedup_stage.FUSED_MAX_TASKS), ("partitioned", 1)):
+        monkeypatch.setattr(dedup_stage, "FUSED_MAX_TASKS", fused_max_tasks)
+        run_dir = tmp_path / label
+        config = write_config(
+            tmp_path / f"{label}.json",
+            [str(corpus)],
+            run_dir,
+            langid={"enabled": False},
+            filters=[],
+            decontam={"enabled": False},
+            input={"shard_mb": 0.01},
+        )
+        funnel = run_pipeline(load_config(config), show_progress=False)
+        assert funnel["conservation"]["holds"]
+        assert not (run_dir / "work" / "p3_score" / "docs").exists()
+        logs = {p.name for p in (run_dir / "work" / "p4_dedup" / "logs").iterdir()}
+        assert logs == ({"lsh"} if label == "one-task" else {"buckets", "duplicates", "candidates"})
+        outputs[label] = {stage: table_rows(run_dir / "rejected" / stage) for stage in ("exact", "url", "dedup")}
+    assert outputs["one-task"] == outputs["partitioned"]
+    assert len(outputs["one-task"]["exact"]) == 12 and len(outputs["one-task"]["url"]) == 5
