@@ -124,6 +124,19 @@ def test_word_count_counts_unicode_word_runs():
     assert count_words("") == 0
 
 
+def test_word_count_fast_path_equals_the_regex():
+    import random
+    import re
+
+    samples = ["a", " a", "a ", "_", "__init__(x)", "x\x00y", "\u00a0é\u2003ß", "日本語 テキスト", "\U0001f600x", "½ ² ٣"]
+    rng = random.Random(3)
+    alphabet = "ab _-.,\n\t0é\u00a0ß\u200b日½\U0001f600"
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    samples.append("".join(chr(c) for c in range(0x4E00, 0x4E00 + 200)) + " x y")  # many distinct: the regex path
+    for text in samples:
+        assert count_words(text) == len(re.findall(r"\w+", text)), text
+
+
 def test_group_keys_are_folder_levels_not_columns(tmp_path):
     docs = make_docs(400, seed=4)
     for doc in docs[::2]:
