@@ -56,7 +56,13 @@ class _QuietLocalExecutor(LocalPipelineExecutor):
     # datatrove echoes INFO logs of local rank 0 to the console; everything still goes to the task log.
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         base = super()._run_for_rank
-        return _synced(self.task_sync, rank, lambda: base(rank, local_rank + 1, node_rank))
+        try:
+            return _synced(self.task_sync, rank, lambda: base(rank, local_rank + 1, node_rank))
+        finally:
+            # datatrove's task logger ends by adding a console sink at INFO ("3/8 tasks completed.",
+            # the stats table), which would interleave with the progress lines: errors only again
+            logger.remove()
+            logger.add(sys.stderr, level="ERROR")
 
 
 def _run_rank(executor: RayTaskExecutor, rank: int) -> None:
