@@ -24,7 +24,6 @@ from classifiers.taxonomy import load_rubric, load_taxonomy
 from classifiers.teacher import LABELS_FILE, annotate, save_annotations, select_sample
 from decontam.benchmarks import load_benchmarks
 from pipeline.config import Config, DedupConfig, EngineConfig, MixtureConfig, resolve_path
-from pipeline.contamination_report import write_contamination_reports
 from pipeline.dedup_report import write_dedup_report
 from pipeline.docio import RejectWriter, read_documents, write_documents
 from pipeline.domain_mix import write_mixture_report
@@ -33,7 +32,6 @@ from pipeline.errors import PhaseFailed
 from pipeline.funnel import count_rows
 from pipeline.rundir import RunDir
 from stages.checkpoint import PhaseInput, PhaseOutput
-from stages.decontam import ContaminationFilter
 from stages.dedup import NEAR_STAGE, DedupFilter, assign_clusters, lsh_step_lists
 from stages.exact_dedup import EXACT_STAGE, URL_STAGE
 from stages.extract import EXTRACT_STAGE, HtmlExtractor
@@ -233,6 +231,9 @@ def _clean_steps(ctx: RunContext) -> list[StepRun]:
     if cfg.dedup.enabled:
         steps.append(DedupFilter(run.phase("p4_dedup"), {stage: ctx.rejects(stage) for stage in _dedup_stages(cfg)}))
     if cfg.decontam.enabled:
+        # imported only when used: its compiled filter (numba) costs ~0.5 s of start-up
+        from stages.decontam import ContaminationFilter
+
         steps.append(ContaminationFilter(cfg.decontam, _matches(ctx), ctx.rejects("decontam")))
     steps += [TokenCounter(_stats(ctx), cfg.mixture.tokenizer), PhaseOutput(ctx.docs("p5_clean"))]
     return _shard_run(ctx, "p5_clean", "P5 clean", steps)
@@ -250,6 +251,8 @@ def _clean_summary(ctx: RunContext) -> dict[str, Any]:
     cfg, run = ctx.config, ctx.run
     summary: dict[str, Any] = {"documents": count_rows(ctx.docs("p5_clean"))}
     if cfg.decontam.enabled:
+        from pipeline.contamination_report import write_contamination_reports
+
         removed = sum(count_rows(run.rejected / stage) for stage in _dedup_stages(cfg))
         scanned = count_rows(_scored_docs(ctx)) - removed
         benchmarks = load_benchmarks(resolve_path(cfg.decontam.benchmarks))

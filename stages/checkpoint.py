@@ -23,9 +23,13 @@ class PhaseInput(PipelineStep):
         self.folder = str(folder)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in read_documents(task_file(self.folder, rank)):
-            self.stat_update("documents")
-            yield doc
+        count = 0
+        try:
+            for doc in read_documents(task_file(self.folder, rank)):
+                count += 1
+                yield doc
+        finally:  # one stats update per task: per document it cost more than reading the metadata
+            self.stat_update("documents", value=count)
 
 
 class PhaseOutput(PipelineStep):
@@ -43,5 +47,5 @@ class PhaseOutput(PipelineStep):
             for doc in data:
                 with self.track_time():
                     writer.write(document_row(doc))
-                self.stat_update("documents")
+        self.stat_update("documents", value=writer.rows)
         yield from ()

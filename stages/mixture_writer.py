@@ -104,11 +104,15 @@ class MixtureWriter(PipelineStep):
             stale.unlink()
         writers: dict[Path, AtomicParquetWriter] = {}
         parts: dict[Path, int] = {}
+        folders: dict[tuple[tuple[str, str], ...], Path] = {}  # a few groups: Path building per document cost 15%
         try:
             for doc in data:
                 with self.track_time():
                     partition = doc_partition(doc)
-                    folder = group_folder(self.mixture_dir, partition)
+                    key = tuple(partition.items())
+                    folder = folders.get(key)
+                    if folder is None:
+                        folder = folders[key] = group_folder(self.mixture_dir, partition)
                     writer = writers.get(folder)
                     if writer is None or writer.rows >= self.shard_docs:
                         if writer is not None:
