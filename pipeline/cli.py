@@ -19,12 +19,14 @@ DEMO_DOCS = 5000
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.rundir import RunDir
     from pipeline.runner import run_pipeline
 
     config = load_config(args.config, args.set, inputs=args.input, output=args.output)
     started = time.perf_counter()
     run_pipeline(config, console=console)
-    _print_summary(Path(config.output.dir), time.perf_counter() - started)
+    run = RunDir.at(config.output.dir)  # a bucket's run folder is reported from its local mirror
+    _print_summary(run.root, time.perf_counter() - started, run.location)
     return 0
 
 
@@ -177,11 +179,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return print_report(Path(args.run), Console())
 
 
-def _print_summary(run_dir: Path, seconds: float) -> None:
+def _print_summary(run_dir: Path, seconds: float, location: str | None = None) -> None:
     from pipeline.report import print_report
 
     print_report(run_dir, Console())
-    console.print(f"[bold green]done in {seconds:.0f} s[/bold green]: run folder {run_dir}")
+    console.print(f"[bold green]done in {seconds:.0f} s[/bold green]: run folder {location or run_dir}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,15 +40,8 @@ class OutputConfig(Section):
     @field_validator("dir")
     @classmethod
     def _filesystem_dir(cls, value: str) -> str:
-        # Phases memory-map, rename and glob their work files: the run folder needs a filesystem.
-        if value.startswith("file://"):
-            return value.removeprefix("file://")
-        if "://" in value:
-            raise ValueError(
-                "expected a local or shared-filesystem folder: a run folder in object storage is not supported "
-                "(input.paths may be s3:// or other fsspec URLs)"
-            )
-        return value
+        # Any other URL (s3://, gs://, hf://) is worked on through a local mirror (pipeline/remote.py).
+        return value.removeprefix("file://")
 
 
 class EngineConfig(Section):

@@ -41,13 +41,7 @@ LOG_TAIL_LINES = 15
 def _synced(sync: TaskSync | None, rank: int, run: Callable[[], Any]) -> Any:
     """A run folder in object storage: the task pulls what its phase reads, runs, and pushes what it
     wrote, its completion marker last (pipeline/remote.py)."""
-    if sync is None:
-        return run()
-    sync.before(rank)
-    try:
-        return run()
-    finally:
-        sync.after(rank)
+    return run() if sync is None else sync.run(rank, run)
 
 
 class _QuietLocalExecutor(LocalPipelineExecutor):
@@ -299,7 +293,7 @@ def run_steps(
             raise
     except Exception as exc:  # a step raised; the task log has the traceback
         error = exc
-    if sync is not None:
+    if sync is not None and engine.kind == "ray":  # local tasks ran in this mirror
         sync.collect()
     unfinished = sorted(set(range(tasks)) - completed_ranks(logging_dir))
     if stalled.is_set() and unfinished:

@@ -82,7 +82,8 @@ class Phase:
     id: str
     label: str
     enabled: Callable[[Config], bool]
-    reads: tuple[str, ...]  # run folders (phase ids or RUN/<folder>) the phase reads
+    # what the phase's tasks read (phase ids or RUN/<path>), pulled by each task when the run folder is in a bucket
+    reads: tuple[str, ...]
     step_runs: Callable[[RunContext], list[StepRun]]
     finish: Callable[[RunContext], dict[str, Any]]
 
@@ -383,8 +384,22 @@ PHASES: tuple[Phase, ...] = (
         _no_steps,
         _teacher_and_students,
     ),
-    Phase("p3_score", "P3 score", _always, ("p1_filter", "models"), _score_steps, _scored_count),
-    Phase("p4_dedup", "P4 dedup", lambda c: c.dedup.enabled, ("p1_filter", "p3_score"), _dedup_steps, _clusters),
+    Phase(
+        "p3_score",
+        "P3 score",
+        _always,
+        ("p1_filter", "models", f"annotations/{LABELS_FILE}"),
+        _score_steps,
+        _scored_count,
+    ),
+    Phase(
+        "p4_dedup",
+        "P4 dedup",
+        lambda c: c.dedup.enabled,
+        ("p1_filter", "p3_score", "p4_dedup"),
+        _dedup_steps,
+        _clusters,
+    ),
     Phase(
         "p5_clean",
         "P5 dedup + decontam + tokens",
@@ -394,7 +409,14 @@ PHASES: tuple[Phase, ...] = (
         _clean_summary,
     ),
     Phase("p6_sampling", "P6 sampling rates", _always, ("p5_clean",), _no_steps, _sampling_rates),
-    Phase("p7_mixture", "P7 mixture", _always, ("p5_clean", "p6_sampling"), _mixture_steps, _manifest),
+    Phase(
+        "p7_mixture",
+        "P7 mixture",
+        _always,
+        ("p5_clean", "p6_sampling", "work/mixtures", "mixture", "mixtures"),  # token files read the mixture
+        _mixture_steps,
+        _manifest,
+    ),
 )
 
 

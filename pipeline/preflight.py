@@ -23,6 +23,7 @@ from pipeline.config import Config, resolve_path
 from pipeline.engine import ensure_ray
 from pipeline.errors import ConfigError
 from pipeline.phases import RunContext, enabled_phases
+from pipeline.remote import check_remote_folder, is_remote
 from pipeline.rundir import RunDir
 from stages.reader import cut_shards
 from stages.tokens import load_counter
@@ -116,6 +117,9 @@ def _check_mixture_tokenizer(config: Config) -> None:
 
 
 def _check_output(config: Config) -> None:
+    if is_remote(config.output.dir):
+        check_remote_folder(config.output.dir)
+        return
     root = Path(config.output.dir)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"output.dir: expected a run folder (new or existing), found a file at {root}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,7 +32,7 @@ def _check_same_config(run: RunDir, config: Config) -> None:
     changed = sorted(key for key in previous.keys() | current.keys() if previous.get(key) != current.get(key))
     if changed:
         raise ConfigError(
-            f"{run.root} was run with a different config ({', '.join(changed)} changed); "
+            f"{run.location} was run with a different config ({', '.join(changed)} changed); "
             "use a new --output folder to run this config, or the same config to resume"
         )
 
@@ -55,13 +54,22 @@ def _load_or_cut_shards(run: RunDir, config: Config) -> list[Shard]:
     return shards
 
 
+def _push_first(run: RunDir) -> None:
+    """The config and shards reach the bucket before any task runs, where a refused write is named."""
+    try:
+        run.push()
+    except OSError as exc:  # s3fs raises PermissionError for AccessDenied
+        raise ConfigError(f"output.dir: cannot write to {run.location}: {type(exc).__name__}: {exc}") from None
+
+
 def run_pipeline(config: Config, console: Console | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Run (or resume) every enabled phase; returns the funnel."""
     console = console or Console(stderr=True)
-    run = RunDir(Path(config.output.dir))
+    run = RunDir.at(config.output.dir)
     # Before the run folder exists, so that a corrected config is not refused as "different";
     # and before the same-config check, so that a setting that cannot run is named as such.
     preflight(config, run, console)
+    run.pull()  # a run folder in a bucket: the local mirror becomes what the bucket holds
     _check_same_config(run, config)
     run.root.mkdir(parents=True, exist_ok=True)
     configure_logging(run.work / "run.log")
@@ -69,9 +77,10 @@ def run_pipeline(config: Config, console: Console | None = None, show_progress: 
     ctx = RunContext(config=config, run=run, console=console, show_progress=show_progress)
     ctx.config_hash = config_hash(config)
     ctx.shards = _load_or_cut_shards(run, config)
+    _push_first(run)
     for phase in enabled_phases(config):
         if run.phase_done(phase.id):
-            console.print(f"[dim]{phase.label}: already complete in {run.root}, skipped[/dim]")
+            console.print(f"[dim]{phase.label}: already complete in {run.location}, skipped[/dim]")
             continue
         started = time.perf_counter()
         summary = run_phase(ctx, phase)
@@ -82,6 +91,7 @@ def run_pipeline(config: Config, console: Console | None = None, show_progress: 
     write_json_atomic(run.reports / "funnel.json", funnel)
     write_domain_mix(run.root)
     write_mixtures_page(run.root)
+    run.push()
     if not funnel["conservation"]["holds"]:
         console.print(f"[bold red]funnel conservation does not hold: {funnel['conservation']}")
     return funnel

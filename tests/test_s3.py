@@ -1,7 +1,8 @@
-"""Input in object storage, against a real S3 API: a moto server on 127.0.0.1, started once here.
+"""Input and run folder in object storage, against a real S3 API: a moto server on 127.0.0.1, started once here.
 
-The run folder stays on a filesystem (output.dir refuses URLs); the input is read from the bucket
-through fsspec/s3fs: globbing, byte-range shards, WARC record offsets, a SIGKILL and resume.
+The input is read from the bucket through fsspec/s3fs (globbing, byte-range shards, WARC record
+offsets); the run folder lives in the bucket, worked on through a local mirror (pipeline/remote.py):
+the whole pipeline, a SIGKILL and resume on the same machine, then on a fresh mirror (another machine).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 
 from pipeline.config import InputConfig, load_config
 from pipeline.errors import ConfigError
+from pipeline.remote import MIRROR_ENV, RemoteFolder, mirror_root
 from pipeline.runner import run_pipeline
 from stages.reader import ShardReader, cut_shards
 from tests.conftest import run_outputs, write_config
@@ -106,59 +109,115 @@ def test_every_format_reads_from_a_bucket_as_from_disk(s3, tmp_path):
     assert quarantined == local_quarantined == 1
 
 
-def test_missing_bucket_credentials_and_object_store_run_folder_are_config_errors(s3, tmp_path, monkeypatch):
+def _keys(client, prefix: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def _run_error(config: Path) -> str:
+    with pytest.raises(ConfigError) as error:
+        run_pipeline(load_config(config), show_progress=False)
+    return str(error.value)
+
+
+def test_missing_bucket_and_credentials_are_config_errors_before_any_write(s3, small_corpus, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"input.paths: .*bucket 'no-such-bucket' does not exist"):
         cut_shards(InputConfig(paths=["s3://no-such-bucket/*.jsonl"]))
     with pytest.raises(ConfigError, match=r"input.paths: no file matches 's3://corpus-bucket/nothing/\*.jsonl'"):
         cut_shards(InputConfig(paths=[f"s3://{BUCKET}/nothing/*.jsonl"]))
-    with pytest.raises(ConfigError, match="output.dir: .*object storage is not supported"):
-        load_config(None, inputs=[f"s3://{BUCKET}/x.jsonl"], output=f"s3://{BUCKET}/run")
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "mirror"))
+    no_bucket = _pipeline_config(tmp_path, small_corpus, "nobucket", output="s3://no-such-bucket/run")
+    message = _run_error(no_bucket)
+    assert message.startswith("output.dir: ") and "'no-such-bucket'" in message and "\n" not in message
+
+    run_url = f"s3://{BUCKET}/nocreds"
+    no_credentials = _pipeline_config(tmp_path, small_corpus, "nocreds", output=run_url)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     _clear_s3_cache()
     try:
         with pytest.raises(ConfigError, match="input.paths: cannot list .*NoCredentialsError.*AWS_ACCESS_KEY_ID"):
             cut_shards(InputConfig(paths=[f"s3://{BUCKET}/*.jsonl"]))
+        message = _run_error(no_credentials)
+        assert message.startswith("output.dir: cannot reach") and "NoCredentialsError" in message
+        assert "AWS_ACCESS_KEY_ID" in message and "\n" not in message
     finally:
         _clear_s3_cache()
+    assert _keys(s3, "nocreds") == [] and not (tmp_path / "mirror").exists()
 
 
-def _pipeline_config(tmp_path: Path, corpus: Path, name: str, paths: list[str]) -> Path:
+def _pipeline_config(
+    tmp_path: Path, corpus: Path, name: str, paths: list[str] | None = None, output: str | None = None
+) -> Path:
     cfg = write_config(tmp_path / f"{name}.json", corpus, tmp_path / name, input={"shard_mb": 0.1})
     tree = json.loads(cfg.read_text())
-    tree["input"]["paths"] = paths
+    tree["input"]["paths"] = paths or tree["input"]["paths"]
+    tree["output"]["dir"] = output or tree["output"]["dir"]
     cfg.write_text(json.dumps(tree))
     return cfg
 
 
-def test_pipeline_with_input_in_a_bucket_equals_local_and_resumes_after_sigkill(
-    s3, small_corpus, reference_run, tmp_path
-):
-    _upload(s3, small_corpus, "synth")
-    cfg = _pipeline_config(tmp_path, small_corpus, "s3run", [f"s3://{BUCKET}/synth/corpus.jsonl"])
-    run_dir = tmp_path / "s3run"
-    # first attempt, killed (SIGKILL, the whole process group) once P1 is complete
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", str(cfg)],
+def _start(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "run", str(config)],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _kill_when(client, process: subprocess.Popen, prefix: str, what: str) -> None:
+    """SIGKILL the run's whole process group once an object under `prefix` is in the bucket."""
     deadline = time.monotonic() + 600
-    while not (run_dir / "work" / "p1_filter" / "_COMPLETE.json").exists():
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "P1 did not complete in 600 s"
-        time.sleep(0.2)
+    while not _keys(client, prefix):
+        assert process.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} in 600 s"
+        time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (run_dir / "reports" / "funnel.json").exists()
 
+
+def test_pipeline_with_input_and_run_folder_in_a_bucket_resumes_after_sigkill_on_any_machine(
+    s3, small_corpus, reference_run, tmp_path, monkeypatch
+):
+    _upload(s3, small_corpus, "synth")
+    url = f"s3://{BUCKET}/runs/demo"
+    cfg = _pipeline_config(tmp_path, small_corpus, "s3run", [f"s3://{BUCKET}/synth/corpus.jsonl"], url)
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "mirror"))
+    mirror = mirror_root(url)
+    # first attempt: killed once P3's first task is complete in the bucket (P1 and P2 are there too)
+    _kill_when(s3, _start(cfg), "runs/demo/work/p3_score/logs/completions/", "P3 task marker")
+    assert _keys(s3, "runs/demo/work/p1_filter/_COMPLETE.json") and not _keys(s3, "runs/demo/reports/funnel.json")
+    # second attempt, same machine and mirror: resumes, and is killed in P5
+    _kill_when(s3, _start(cfg), "runs/demo/work/p5_clean/logs/completions/", "P5 task marker")
+    assert not _keys(s3, "runs/demo/work/p5_clean/_COMPLETE.json")
+    # last attempt on "another machine": an empty mirror, everything comes from the bucket
+    shutil.rmtree(mirror)
     funnel = run_pipeline(load_config(cfg), show_progress=False)
     assert funnel["conservation"]["holds"]
-    assert _outputs(run_dir) == _outputs(reference_run)
+
+    keys = _keys(s3, "runs/demo/")
+    for key in (
+        "config.yaml",
+        "mixture/manifest.json",
+        "reports/funnel.json",
+        "reports/dedup.json",
+        "reports/domain_mix.html",
+    ):
+        assert f"runs/demo/{key}" in keys
+    assert any(key.startswith("runs/demo/mixture/domain=") and key.endswith(".parquet") for key in keys)
+    assert any(key.startswith("runs/demo/rejected/dedup/") for key in keys)
+    assert not any("/." in key or key.startswith("runs/demo/.") for key in keys)  # no temporary names, no sidecars
+    # the bucket alone holds the run: a copy of it gives the reference run's rows and funnel
+    copy = tmp_path / "copy"
+    RemoteFolder(url, copy).pull(exact=True)
+    assert _outputs(copy) == _outputs(reference_run)
+    assert json.loads((copy / "reports" / "funnel.json").read_text()) == funnel
+    assert funnel == json.loads((reference_run / "reports" / "funnel.json").read_text())
 
 
 def _outputs(run_dir: Path) -> dict[str, list[tuple]]:
@@ -169,3 +228,35 @@ def _outputs(run_dir: Path) -> dict[str, list[tuple]]:
         "rejected": [(r["id"], r["stage"], r["reason"]) for r in rows["rejected"]],
         "quarantine": [(r["line"], r["error"]) for r in rows["quarantine"]],
     }
+
+
+def test_mirror_sync_keeps_markers_last_and_the_bucket_the_source_of_truth(s3, tmp_path):
+    url = f"s3://{BUCKET}/sync"
+    node = RemoteFolder(url, tmp_path / "a")
+    (node.mirror / "work" / "logs" / "completions").mkdir(parents=True)
+    (node.mirror / "work" / "docs.parquet").write_text("docs")
+    (node.mirror / "work" / ".docs.parquet.tmp-1").write_text("half")  # an atomic write in progress
+    marker = node.mirror / "work" / "logs" / "completions" / "00000"
+    marker.write_text("")
+    assert node.push() == 1 and _keys(s3, "sync/") == ["sync/work/docs.parquet"]  # no marker in a sweep
+    node.push_file(marker)
+    assert node.push() == 0  # nothing changed since
+
+    other = RemoteFolder(url, tmp_path / "b")  # another node
+    assert other.pull(["work"]) == 2 and (other.mirror / "work" / "docs.parquet").read_text() == "docs"
+    (node.mirror / "work" / "docs.parquet").write_text("docs, rerun")
+    node.push()
+    (other.mirror / "work" / "local.parquet").write_text("not pushed yet")
+    assert other.pull(["work"]) == 1 and (other.mirror / "work" / "docs.parquet").read_text() == "docs, rerun"
+    (other.mirror / "work" / "docs.parquet").write_text("local work")
+    other.pull(["work"])  # a task's pull keeps local work that is not pushed yet
+    assert (other.mirror / "work" / "docs.parquet").read_text() == "local work"
+    other.pull(exact=True)  # the driver before a run: the bucket wins
+    assert (other.mirror / "work" / "docs.parquet").read_text() == "docs, rerun"
+    assert not (other.mirror / "work" / "local.parquet").exists()
+
+    (node.mirror / "work" / "docs.parquet").unlink()  # a rerun task removed a stale part
+    node.push()
+    assert "sync/work/docs.parquet" in _keys(s3, "sync/")  # tasks never delete
+    node.push(delete=True)
+    assert _keys(s3, "sync/") == ["sync/work/logs/completions/00000"]
