@@ -234,6 +234,9 @@ class DedupConfig(Section):
     threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
     # Drop LSH candidates whose estimated Jaccard (signature agreement) is below the threshold.
     verify: bool = True
+    # A second set of `bands` buckets over the same values, offset by rows // 2: pairs just above the
+    # threshold that share no band become candidates too (recall), at 8 more bytes a band per document.
+    offset_bands: bool = True
     # Before MinHash: one document per normalised text, then per normalised `url` field (where present).
     exact: bool = True
     url: bool = True

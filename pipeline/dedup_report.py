@@ -30,10 +30,13 @@ def write_dedup_report(work_dir: Path, config: DedupConfig, path: Path) -> dict[
             "seed": config.seed,
             "threshold": config.threshold,
             "lsh_threshold": round(lsh_threshold(bands, rows), 4),
+            "offset_bands": config.offset_bands,
             "verify": config.verify,
             "verify_threshold": round(verify_threshold(config), 4) if config.verify else None,
         },
-        "s_curve": {str(s): round(candidate_probability(s, bands, rows), 4) for s in S_CURVE_POINTS},
+        "s_curve": {
+            str(s): round(candidate_probability(s, bands, rows, config.offset_bands), 4) for s in S_CURVE_POINTS
+        },
         "notes": [
             f"{summary['documents_without_signature']} documents have no word after normalization, "
             "hence no signature: they are never clustered and never removed by dedup.",

@@ -12,7 +12,7 @@ bucket key (`band_keys`); the members of a bucket are linked to the bucket's sma
 k - 1 edges instead of k(k-1)/2 pairs.
 
 - Few tasks (<= FUSED_MAX_TASKS): one step, `LshStep`, one task, holds every document's bucket
-  keys (112 B/doc) and nothing else: two executor runs and a Parquet shuffle of 14 rows per
+  keys (8 B a band: 224 B/doc for 14 bands and their offset bands) and nothing else: two executor runs and a Parquet shuffle of 14 rows per
   document cost more than the work itself below a few hundred thousand documents (measured: P4 on
   the 23k-document real corpus 1.4 s -> see bench_dedup.py).
 - More tasks: P4 never holds the whole index in one worker. `LshBucketStep`, one task per
@@ -74,7 +74,15 @@ from stages.exact_dedup import (
     removed_file,
     removed_uids,
 )
-from stages.lsh import band_keys, bucket_edges, connected_components, pair_verifier, shared_in_bands, shared_mask
+from stages.lsh import (
+    band_count,
+    band_keys,
+    bucket_edges,
+    connected_components,
+    pair_verifier,
+    shared_in_bands,
+    shared_mask,
+)
 from stages.minhash import keys_file, lsh_shape, matrix_chunks, write_table_atomic
 
 BUCKET_SCHEMA = pa.schema(
@@ -195,13 +203,14 @@ def write_duplicates(work: Path, members: list[pa.Table], exact: bool, url: bool
     return out
 
 
-def _task_keys(signatures_dir: str, rank: int, rows: np.ndarray, bands: int, band_rows: int) -> np.ndarray:
-    """(len(rows), bands) bucket keys of the given (ascending) rows of signature file `rank`."""
-    keys = np.empty((len(rows), bands), dtype=np.uint64)
+def _task_keys(signatures_dir: str, rank: int, rows: np.ndarray, config: DedupConfig) -> np.ndarray:
+    """(len(rows), band_count) bucket keys of the given (ascending) rows of signature file `rank`."""
+    bands, band_rows = lsh_shape(config)
+    keys = np.empty((len(rows), band_count(config)), dtype=np.uint64)
     lo = 0
     for chunk in matrix_chunks(task_file(signatures_dir, rank), _KEY_CHUNK_ROWS):
         i, j = np.searchsorted(rows, [lo, lo + len(chunk)])
-        keys[i:j] = band_keys(chunk[rows[i:j] - lo], bands, band_rows)
+        keys[i:j] = band_keys(chunk[rows[i:j] - lo], bands, band_rows, config.offset_bands)
         lo += len(chunk)
     return keys
 
@@ -262,7 +271,7 @@ class LshStep(_LshBase):
     name = "🪣 LSH"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        bands, band_rows = lsh_shape(self.config)
+        bands = band_count(self.config)
         with self.track_time():
             members = [self._members(source) for source in range(self.sources)]
             if self.exact_or_url:
@@ -272,7 +281,7 @@ class LshStep(_LshBase):
             keys, tasks = [], []
             for source in range(self.sources):
                 task = _task_documents(self.signatures_dir, source, members[source], removed[source])
-                keys.append(_task_keys(self.signatures_dir, source, task.row, bands, band_rows))
+                keys.append(_task_keys(self.signatures_dir, source, task.row, self.config))
                 tasks.append(task)
             del members
             # what arrow's allocator keeps from reading the documents is not needed any more
@@ -296,10 +305,10 @@ class LshBucketStep(_LshBase):
     name = "🪣 LSH buckets"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        bands, band_rows = lsh_shape(self.config)
+        bands = band_count(self.config)
         with self.track_time():
             task = _task_documents(self.signatures_dir, rank, self._members(rank), np.empty(0, dtype=np.int64))
-            keys = _task_keys(self.signatures_dir, rank, task.row, bands, band_rows).ravel()
+            keys = _task_keys(self.signatures_dir, rank, task.row, self.config).ravel()
             part = (keys % np.uint64(self.sources)).astype(np.int32)
             order = np.argsort(part, kind="stable")
             d = order // bands

@@ -43,20 +43,34 @@ def _fmix64(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n, bands) uint64 bucket keys: a chained fmix64 over each band's values, seeded by the band.
+def band_keys(signatures: np.ndarray, bands: int, rows: int, offset: bool = False) -> np.ndarray:
+    """(n, bands) uint64 bucket keys, (n, 2 x bands) with `offset`: a chained fmix64 over each
+    band's values, seeded by the band.
 
-    Each step h -> fmix64(h ^ v) is a bijection of h for a given v, so two different bands meet
-    only by a 64-bit accident (~n^2 / 2^65 over the corpus); the band seed keeps equal values in
-    different bands apart, so buckets are told apart by their key alone.
+    Band b holds values b * rows .. b * rows + rows - 1; offset band b (seeded bands + b) the same
+    values shifted by rows // 2, the last one wrapping around to the first values. Each step
+    h -> fmix64(h ^ v) is a bijection of h for a given v, so two different bands meet only by a
+    64-bit accident (~n^2 / 2^65 over the corpus); the band seed keeps equal values in different
+    bands apart, so buckets are told apart by their key alone.
     """
-    keys = np.empty((len(signatures), bands), dtype=np.uint64)
-    keys[:] = _fmix64(np.arange(1, bands + 1, dtype=np.uint64))
-    for j in range(rows):
-        # value j of band b is column b * rows + j
-        keys ^= signatures[:, j : bands * rows : rows]
-        _fmix64(keys)
+    sets = [signatures[:, : bands * rows]]
+    if offset and rows > 1:
+        sets.append(np.roll(sets[0], -(rows // 2), axis=1))
+    keys = np.empty((len(signatures), bands * len(sets)), dtype=np.uint64)
+    keys[:] = _fmix64(np.arange(1, keys.shape[1] + 1, dtype=np.uint64))
+    for k, values in enumerate(sets):
+        part = keys[:, k * bands : (k + 1) * bands]
+        for j in range(rows):
+            # value j of band b is column b * rows + j
+            part ^= values[:, j : bands * rows : rows]
+            _fmix64(part)
     return keys
+
+
+def band_count(config: DedupConfig) -> int:
+    """Bucket keys per document: `bands`, twice that with `dedup.offset_bands` (and rows > 1)."""
+    bands, rows = lsh_shape(config)
+    return bands * (2 if config.offset_bands and rows > 1 else 1)
 
 
 def shared_mask(key: np.ndarray) -> np.ndarray:

@@ -226,9 +226,23 @@ class MinHasher:
         return self._minhash(flat, sizes[mask]), mask, flat, sizes[mask]
 
 
-def candidate_probability(similarity: float, bands: int, rows: int) -> float:
-    """The LSH S-curve: P(two documents of Jaccard `similarity` share at least one band)."""
-    return 1.0 - (1.0 - similarity**rows) ** bands
+def candidate_probability(similarity: float, bands: int, rows: int, offset: bool = False) -> float:
+    """The LSH S-curve: P(two documents of Jaccard `similarity` share at least one band), also with
+    the offset bands (stages/lsh.py `band_keys`).
+
+    With them, the values form a cycle of 2 x bands segments, alternately of rows // 2 and
+    rows - rows // 2 values, and every two consecutive segments are a band: a pair is a candidate
+    unless no two consecutive segments agree entirely. Segments agree independently (probability
+    similarity^length), so a 2-state transfer matrix (did the previous segment agree?) around the
+    cycle counts the rest exactly.
+    """
+    if not offset or rows < 2:
+        return 1.0 - (1.0 - similarity**rows) ** bands
+    period = np.eye(2)
+    for length in (rows // 2, rows - rows // 2):
+        agree = similarity**length
+        period = period @ np.array([[1.0 - agree, agree], [1.0 - agree, 0.0]])
+    return float(1.0 - np.trace(np.linalg.matrix_power(period, bands)))
 
 
 def lsh_threshold(bands: int, rows: int) -> float:

@@ -155,6 +155,28 @@ def test_bucket_edges_star_and_verification():
     assert bucket_edges(np.array([7, 8], dtype=np.uint64), doc[:2]).size == 0
 
 
+def test_offset_bands_keys_and_their_s_curve():
+    """The offset bands take the values shifted by rows // 2 (the last wraps around); the exact
+    candidate probability with them matches a simulation of band_keys."""
+    a = np.arange(112, dtype=np.uint32)
+    b = a + 1000
+    b[4:12] = a[4:12]  # agree on values 4..11 only: the first offset band, no classic band
+    keys = band_keys(np.stack([a, b]), 14, 8, offset=True)
+    assert keys.shape == (2, 28) and (keys[0] == keys[1]).tolist() == [False] * 14 + [True] + [False] * 13
+    np.testing.assert_array_equal(keys[:, :14], band_keys(np.stack([a, b]), 14, 8))
+    wrapped = a + 1000
+    wrapped[[108, 109, 110, 111, 0, 1, 2, 3]] = a[[108, 109, 110, 111, 0, 1, 2, 3]]
+    wrapped_keys = band_keys(np.stack([a, wrapped]), 14, 8, offset=True)
+    assert (wrapped_keys[0] == wrapped_keys[1]).tolist() == [False] * 27 + [True]
+
+    rng = np.random.default_rng(0)
+    agree = rng.random((20000, 112)) < 0.75
+    signatures = np.where(agree, 0, 1 + np.arange(112)).astype(np.uint32)
+    hit = (band_keys(signatures, 14, 8, offset=True) == band_keys(np.zeros((1, 112), np.uint32), 14, 8, offset=True))
+    assert hit.any(axis=1).mean() == pytest.approx(candidate_probability(0.75, 14, 8, offset=True), abs=0.01)
+    assert candidate_probability(0.75, 14, 8, offset=True) > candidate_probability(0.75, 14, 8) + 0.1
+
+
 def test_verifier_asks_exact_jaccard_only_near_the_threshold():
     """Estimates 0.5, 0.7, 0.9 around a threshold of 0.72 with margin 0.1: only the pair estimated
     at 0.7 is decided by its exact Jaccard, which overrules the estimate either way."""
@@ -362,10 +384,11 @@ def test_p5_removal_metadata_and_report(synth, synth_run, tmp_path):
         "seed": 1,
         "threshold": None,
         "lsh_threshold": 0.719,
+        "offset_bands": True,
         "verify": True,
         "verify_threshold": 0.719,
     }
-    assert report["s_curve"]["0.8"] == pytest.approx(candidate_probability(0.8, 14, 8), abs=1e-4)
+    assert report["s_curve"]["0.8"] == pytest.approx(candidate_probability(0.8, 14, 8, offset=True), abs=1e-4)
     assert set(report["s_curve"]) == {"0.5", "0.7", "0.8", "0.9"}
 
 
