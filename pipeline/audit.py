@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,25 +27,41 @@ from rich.text import Text
 from decontam.benchmarks import load_specs
 from pipeline.config import DecontamConfig, EngineConfig, InputConfig, resolve_path
 from pipeline.contamination_report import write_contamination_reports
-from pipeline.engine import configure_logging, default_workers, run_steps
+from pipeline.engine import configure_logging, default_workers, ensure_ray, run_steps
 from pipeline.errors import ConfigError
 from stages.decontam import ContaminationFilter
 from stages.progress import DocProgress, counted_docs
 from stages.reader import ShardReader, cut_shards, expand_inputs
 
-# Items per partition when the count is automatic. Measured on 1,000 real documents against the 35k
-# items of the 7 shared test sets: two partitions of 17.5k scan in about the CPU time of one index
-# (a smaller slot table stays in cache, which pays for reading and tokenizing each document twice),
-# four of 8.8k take ~1.4x. A worker also holds only one partition's index at a time.
-ITEMS_PER_PART = 16_000
+# Item partitions cost CPU: each one reads and tokenizes the corpus again, and on 2,000 real documents
+# against the 35k items of the 7 shared test sets the scan took ~1.1x the CPU time of one index with 2
+# partitions, 1.3x with 3 and 1.5x with 4 (the build time does not change). They save memory: that
+# index takes 373 MB (2 partitions: 166 MB each), and every worker holds one. So items are split
+# only to fill the workers, or to keep all the workers' indexes within MEMORY_SHARE of the memory.
+INDEX_BYTES_PER_ITEM = 11_000
+MEMORY_SHARE = 0.25
 
 
-def item_partitions(items: int, shards: int, workers: int) -> int:
-    """The automatic partition count: one per ITEMS_PER_PART items, and enough tasks for every
-    worker when the corpus has fewer shards than workers; never more than the workers (each extra
-    partition reads and tokenizes the corpus once more) or the items."""
-    wanted = max(math.ceil(items / ITEMS_PER_PART), math.ceil(workers / max(shards, 1)))
-    return max(1, min(wanted, workers, items))
+def item_partitions(items: int, shards: int, workers: int, memory: float) -> int:
+    """The automatic partition count for `items` benchmark items, `shards` corpus shards, `workers`
+    workers and `memory` bytes of memory (of the machine or the Ray cluster)."""
+    fill = math.ceil(workers / max(shards, 1))  # fewer shards than workers: items give each worker a task
+    fit = math.ceil(items * INDEX_BYTES_PER_ITEM * workers / (MEMORY_SHARE * memory))
+    return max(1, min(max(fill, fit), items))
+
+
+def engine_memory(engine: EngineConfig) -> float:
+    """Bytes of memory the workers share: the Ray cluster's, or this machine's."""
+    if engine.kind == "ray":
+        import ray
+
+        ensure_ray(engine)
+        return float(ray.cluster_resources().get("memory", 0)) or _machine_memory()
+    return _machine_memory()
+
+
+def _machine_memory() -> float:
+    return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def run_audit(
@@ -83,7 +100,7 @@ def run_audit(
     workers = default_workers(engine)
     shards = cut_shards(input_config, min_shards=workers)
     items = sum(len(b.texts) for b in benchmarks)
-    parts = parts or item_partitions(items, len(shards), workers)
+    parts = parts or item_partitions(items, len(shards), workers, engine_memory(engine))
     if shards:
         tasks = len(shards) * parts
         steps = [

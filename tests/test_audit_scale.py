@@ -124,12 +124,12 @@ def test_several_specs_and_the_items_that_can_never_match(audit_inputs, tmp_path
 
 
 def test_automatic_partitions():
-    assert item_partitions(items=35_000, shards=8, workers=2) == 2
-    assert item_partitions(items=35_000, shards=8, workers=1) == 1
-    assert item_partitions(items=500, shards=16, workers=16) == 1  # documents alone fill the workers
-    assert item_partitions(items=500, shards=8, workers=16) == 2
-    assert item_partitions(items=500, shards=1, workers=4) == 4  # one shard: items fill the workers
-    assert item_partitions(items=3, shards=1, workers=4) == 3
+    gib = float(1 << 30)
+    assert item_partitions(items=35_000, shards=8, workers=2, memory=24 * gib) == 1  # fits: no extra passes
+    assert item_partitions(items=35_000, shards=64, workers=64, memory=256 * gib) == 1
+    assert item_partitions(items=35_000, shards=64, workers=64, memory=64 * gib) == 2  # 24 GB of indexes
+    assert item_partitions(items=500, shards=1, workers=4, memory=gib) == 4  # one shard: items fill the workers
+    assert item_partitions(items=3, shards=1, workers=4, memory=gib) == 3
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
