@@ -27,7 +27,11 @@ rarest tokens first. Four filters, each a bound that a contaminating pair always
 4. Count bounds: |LCS| <= the capped multiset overlap sum_t min(times in item, times in window),
    and a window lies in its unit, so a candidate needs overlap >= k with the whole unit, then with
    some window of w tokens inside it (sliding, one step per token). When the unit is the one
-   window (document mode, or L <= w) the second is the first.
+   window (document mode, or L <= w) the second is the first. Before the capped overlap, a cheaper
+   bound of it: the prefix postings whose token the unit holds (the walk of 1 counted them) plus
+   the suffix's occurrences the unit holds, each token capped (min(a + b, c) <= min(a, c) +
+   min(b, c) splits a token between prefix and suffix); the suffix scan stops at the first miss
+   too many, which is where most candidates end.
 
 Filters 1-4 run compiled (decontam/prefilter.py). The survivors are few: their LCS comes from
 rapidfuzz's bit-parallel LCSseq, directly when the window is the document, else by the exact
@@ -54,7 +58,7 @@ import numpy as np
 
 from decontam.benchmarks import Benchmark
 from decontam.lcs import Rule, lcs_length
-from decontam.prefilter import LOW, survivors
+from decontam.prefilter import survivors
 from decontam.tokenize import Tokenizer
 
 # Prefix tokens posted past the classic n - k + 1, i.e. the count each candidate needs. Measured on
@@ -154,8 +158,14 @@ class CandidateIndex:
         item_ptr = np.searchsorted(cell_slot, np.arange(count + 1))
         full = cell_token * (self._max_n + 1) + (self._max_n - self._slot_n[cell_slot])
         by_full = np.argsort(full, kind="stable")
+        # The suffix (past the prefix) of each slot: from its distinct token `split`, of which
+        # `split_times` occurrences lie past the prefix (split = the slot's end when p = n).
+        cumulative = np.cumsum(times)
+        before = cumulative[item_ptr[:-1] - 1] * (item_ptr[:-1] > 0)
+        split = np.searchsorted(cumulative, before + p, side="right")
+        split_times = np.where(split < item_ptr[1:], cumulative[np.minimum(split, len(times) - 1)] - before - p, 0)
         ratio = Fraction(repr(self.rule.ratio))
-        state = np.minimum(p - (self._slot_n - k), LOW) << 16
+        state = (p - (self._slot_n - k)) << 32  # need << 32: need = min(k, extra) >= 1
         return (
             self.rule.min_tokens,
             ratio.numerator,
@@ -178,7 +188,10 @@ class CandidateIndex:
             np.zeros(vocab, dtype=np.int32),
             np.zeros(vocab, dtype=np.int32),
             np.zeros(vocab, dtype=np.int32),
+            split,
+            split_times,
             state,
+            np.zeros(count + 1, dtype=np.int64),  # touched: written one past the last touch
             np.zeros(count, dtype=np.int64),
             np.zeros(count, dtype=np.int64),
             np.zeros(count, dtype=np.int64),
@@ -197,9 +210,8 @@ class CandidateIndex:
             return hits
         codes = _codes("".join(texts))
         offsets = np.cumsum([0] + [len(t) for t in texts])
-        state, done, tally, _, stamp = self._kernel_args[-5:]
-        if stamp[0] > 1 << 30:  # stamps live in 32 bits of the state: start again from 0
-            state &= 0xFFFFFFFF
+        done, tally, _, stamp = self._kernel_args[-4:]
+        if stamp[0] > 1 << 30:  # document stamps live in 32 bits of `tally`: start again from 0
             done[:], tally[:], stamp[0] = 0, 0, 0
         for doc, slot, whole in survivors(codes, offsets, *self._kernel_args).tolist():
             text, doc_codes = texts[doc], codes[offsets[doc] : offsets[doc + 1]]

@@ -6,12 +6,13 @@ document against the 35k items of the 7 shared test sets; numpy's per-call overh
 Every function here only computes *bounds*; the proofs that a contaminating pair always passes
 them are in decontam/index.py's docstring.
 
-Scratch: `unit_count` (tokens of the current unit, zero between units), `window_count` and
-`item_count` (zero between calls), per slot `done` (the last document that kept it) and `tally`
-(stamp << 32 | count, for items longer than the document), and per slot
-one int64 `state` = stamp << 32 | need << 16 | remaining: the filter is bound by random access to
-the slots its postings name (~30 ns each when the slot table is out of cache), so one 8-byte word
-per posting, and a stamp instead of clearing the counts of every slot a unit touched.
+Scratch: `unit_count` (tokens of the current unit), `window_count`, `item_count` and the low
+half of `state` (zero between units and calls), per slot `done` (the last document that kept it)
+and `tally` (stamp << 32 | count, for items longer than the document). The filter is bound by
+the ~60k postings a real document walks, each a read-modify-write of one slot's word: `state` is
+need << 32 | count, one 8-byte word per slot, and a posting costs an increment, an equality test
+that is rarely true and a branch-free append to the list of touched slots, which is reset after
+the unit (a stamp per slot, as before, cost a mispredicted branch on every first touch: 3x).
 """
 
 from __future__ import annotations
@@ -19,21 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-LOW = 0xFFFF  # need and remaining are 16-bit fields of the state (a lower need only admits more)
-
-
-@njit(cache=True)
-def _hit(state, s, stamp):
-    """One posting of slot s in the unit `stamp`: True when it is the one that reaches the need."""
-    v = state[s]
-    if (v >> 32) != stamp:
-        v = (stamp << 32) | (v & (LOW << 16)) | ((v >> 16) & LOW)
-    if v & LOW:
-        v -= 1
-        state[s] = v
-        return (v & LOW) == 0
-    state[s] = v
-    return False
+COUNT = 0xFFFFFFFF  # the low half of a slot's state: prefix postings of the unit seen so far
 
 
 @njit(cache=True)
@@ -43,6 +30,19 @@ def _capped_overlap(tokens, times, counts):
     for i in range(len(tokens)):
         overlap += min(times[i], counts[tokens[i]])
     return overlap
+
+
+@njit(cache=True)
+def _suffix_bound(tokens, times, first_times, counts, slack):
+    """True when the item's suffix (its tokens past the prefix, `first_times` of tokens[0] and all
+    of the others) misses at most `slack` occurrences in `counts` (capped by the item's times).
+    It stops at the first excess, so most failing candidates cost a few reads."""
+    for i in range(len(tokens)):
+        t = first_times if i == 0 else times[i]
+        slack -= t - min(t, counts[tokens[i]])
+        if slack < 0:
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -174,7 +174,10 @@ def survivors(
     unit_count,
     item_count,
     window_count,
+    split,
+    split_times,
     state,
+    touched,
     done,
     tally,
     candidates,
@@ -182,7 +185,7 @@ def survivors(
 ):
     """(document, slot, exact) for every pair of the batch that passes every bound: exact = 1 when
     the pair's one window is the whole document, 0 when it needs the window search. Documents are
-    codes[offsets[d]:offsets[d + 1]]; stamp[0] is bumped per document and per unit."""
+    codes[offsets[d]:offsets[d + 1]]; stamp[0] is bumped per document."""
     levels = len(level_w)
     out = np.empty((64, 3), dtype=np.int64)
     found = 0
@@ -227,24 +230,35 @@ def survivors(
             step = stride * width
             for j in range(max(0, -(-(length - step - width) // step)) + 1 if lv < top else 1):
                 a, b = j * step, min(length, j * step + step + width)
-                stamp[0] += 1
-                filled = 0
+                filled = touches = 0
                 for p in range(a, b):
                     t = doc_codes[p]
                     unit_count[t] += 1
                     if t == 0 or unit_count[t] > 1:
                         continue
                     for e in range(bounds[t * levels + first], bounds[t * levels + end]):
-                        if _hit(state, prefix_slots[e], stamp[0]):
-                            candidates[filled] = prefix_slots[e]
+                        s = prefix_slots[e]
+                        v = state[s] + 1
+                        state[s] = v
+                        touched[touches] = s
+                        touches += (v & COUNT) == 1
+                        if (v & COUNT) == v >> 32:  # reaches the need: once per slot and unit
+                            candidates[filled] = s
                             filled += 1
                 for i in range(filled):
                     s = candidates[i]
                     if slot_n[s] > length or done[s] == doc_stamp:
                         continue
-                    tokens = item_tokens[item_ptr[s] : item_ptr[s + 1]]
-                    times = item_times[item_ptr[s] : item_ptr[s + 1]]
-                    k = slot_k[s]
+                    n, k = slot_n[s], slot_k[s]
+                    # |M| <= (prefix postings whose token the unit holds) + (suffix occurrences it holds)
+                    slack = (state[s] & COUNT) + n - min(n, n - k + extra) - k
+                    lo, hi = split[s], item_ptr[s + 1]
+                    if slack < 0 or not _suffix_bound(
+                        item_tokens[lo:hi], item_times[lo:hi], split_times[s], unit_count, slack
+                    ):
+                        continue
+                    tokens = item_tokens[item_ptr[s] : hi]
+                    times = item_times[item_ptr[s] : hi]
                     if _capped_overlap(tokens, times, unit_count) < k:
                         continue
                     whole = b - a == length and length <= slot_w[s]  # the unit is the one window
@@ -254,6 +268,8 @@ def survivors(
                     ):
                         done[s] = doc_stamp
                         out, found = _push(out, found, doc, s, 1 if whole else 0)
+                for i in range(touches):
+                    state[touched[i]] &= ~COUNT
                 for p in range(a, b):
                     unit_count[doc_codes[p]] = 0
     return out[:found]
