@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
+from glob import glob, has_magic
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,22 @@ def _machine_memory() -> float:
     return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
+def _spec_files(patterns: Sequence[str | Path]) -> list[Path]:
+    """Spec paths and globs to absolute paths, each file once, in the order given."""
+    files: list[Path] = []
+    for pattern in map(str, patterns):
+        if has_magic(pattern):
+            found = sorted(glob(os.path.expanduser(pattern), recursive=True))
+            if not found:
+                raise ConfigError(f"audit --benchmarks: expected spec files, found nothing matching {pattern!r}")
+            files += [Path(f).resolve() for f in found]
+        else:
+            files.append(resolve_path(pattern).resolve())  # a missing file: load_specs names it
+    if not files:
+        raise ConfigError("audit --benchmarks: expected at least one benchmark spec file, found none")
+    return list(dict.fromkeys(files))
+
+
 def run_audit(
     specs: Path | Sequence[Path],
     corpus: list[str],
@@ -79,9 +96,7 @@ def run_audit(
     """Audit `corpus` (JSONL or Parquet files or globs) against the benchmarks of the `specs` files,
     with `parts` item partitions (None: `item_partitions`)."""
     console = console or Console()
-    specs = [resolve_path(s).resolve() for s in ([specs] if isinstance(specs, (str, Path)) else specs)]
-    if not specs:
-        raise ConfigError("audit --benchmarks: expected at least one benchmark spec file, found none")
+    specs = _spec_files([specs] if isinstance(specs, (str, Path)) else specs)
     if parts is not None and parts < 1:
         raise ConfigError(f"audit --item-partitions: expected a whole number >= 1, found {parts}")
     # Every input error before any work starts: specs, benchmark files, name collisions, corpus paths.
@@ -90,7 +105,7 @@ def run_audit(
         expand_inputs(list(corpus))
     except ConfigError as exc:
         raise ConfigError(f"audit CORPUS: {str(exc).removeprefix('input.paths: ')}") from None
-    spec_names = ", ".join(map(str, dict.fromkeys(specs)))
+    spec_names = ", ".join(map(str, specs))
     config = config.model_copy(update={"benchmarks": spec_names, "action": "annotate"})
     input_config = InputConfig(paths=list(corpus), text_field=text_field, id_field=id_field)
     output = Path(output)
@@ -123,7 +138,7 @@ def run_audit(
     counts = [json.loads((work / "counts" / f"{rank:05d}.json").read_text()) for rank in range(len(shards))]
     scanned = sum(c["documents"] for c in counts)
     extra = {
-        "specs": [str(s) for s in dict.fromkeys(specs)],
+        "specs": [str(s) for s in specs],
         "records": sum(c["records"] for c in counts),
         "quarantined": sum(c["quarantined"] for c in counts),
         "item_partitions": parts,

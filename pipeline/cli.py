@@ -66,11 +66,6 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from pipeline.audit import run_audit
     from pipeline.config import DecontamConfig, EngineConfig
 
-    if not args.corpus:  # e.g. swallowed by --benchmarks, which takes several files
-        raise ConfigError(
-            "audit CORPUS: expected corpus files or globs, found none (give the corpus before --benchmarks, "
-            "or repeat --benchmarks once per spec file)"
-        )
     try:
         decontam = DecontamConfig(
             mode=args.mode,
@@ -223,14 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit", parents=[debug], help="audit a JSONL or Parquet corpus for benchmark contamination (LCS rule)"
     )
-    audit.add_argument("corpus", nargs="*", metavar="CORPUS", help="corpus files or globs")
+    audit.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus files or globs")
     audit.add_argument(
         "--benchmarks",
         required=True,
-        nargs="+",
-        action="extend",
+        action="append",
         metavar="SPEC",
-        help="benchmark spec YAML files (format in the README), audited in one pass; repeatable",
+        help="benchmark spec YAML (format in the README) or a glob of them; repeat for more, all audited in one pass",
     )
     audit.add_argument("--output", default="audit", metavar="DIR", help="report folder (default: ./audit)")
     audit.add_argument("--mode", choices=["window", "document"], default="window")
