@@ -115,7 +115,7 @@ def run_audit(
     workers = default_workers(engine)
     shards = cut_shards(input_config, min_shards=workers)
     items = sum(len(b.texts) for b in benchmarks)
-    parts = parts or item_partitions(items, len(shards), workers, engine_memory(engine))
+    parts = min(parts or item_partitions(items, len(shards), workers, engine_memory(engine)), max(items, 1))
     if shards:
         tasks = len(shards) * parts
         steps = [
