@@ -209,11 +209,14 @@ class CandidateIndex:
         if not self._max_n or not texts:
             return hits
         codes = _codes("".join(texts))
-        offsets = np.cumsum([0] + [len(t) for t in texts])
+        lengths = [len(t) for t in texts]
+        offsets = np.cumsum([0] + lengths)
+        # each document's codes sorted, for the filter of documents shorter than an item
+        ordered = np.sort(np.repeat(np.arange(len(texts)) * self._vocab, lengths) + codes) % self._vocab
         done, tally, _, stamp = self._kernel_args[-4:]
         if stamp[0] > 1 << 30:  # document stamps live in 32 bits of `tally`: start again from 0
             done[:], tally[:], stamp[0] = 0, 0, 0
-        for doc, slot, whole in survivors(codes, offsets, *self._kernel_args).tolist():
+        for doc, slot, whole in survivors(codes, ordered, offsets, *self._kernel_args).reshape(-1, 3).tolist():
             text, doc_codes = texts[doc], codes[offsets[doc] : offsets[doc + 1]]
             if whole:  # the one window is the document
                 lcs = lcs_length(text, self._slot_text[slot], self.rule.required(len(text), int(self._slot_n[slot])))

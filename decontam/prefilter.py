@@ -79,19 +79,40 @@ def _best_window(codes, a, b, w, k, tokens, times, item_count, window_count):
 
 
 @njit(cache=True)
-def _push(out, found, doc, slot, exact):
-    if found == len(out):
-        grown = np.empty((2 * len(out), 3), dtype=np.int64)
-        grown[:found] = out[:found]
+def _push(out, doc, slot, exact):
+    """Append (doc, slot, exact) to `out`: out[0] triples follow it, flat. Plain loops: numba's 2-D
+    slice and tuple assignments cost ~14 s of compile time on a fresh install, and a count or an
+    `exact` passed as a literal would compile a second version."""
+    at = 1 + 3 * out[0]
+    if at == len(out):
+        grown = np.empty(2 * len(out) - 1, dtype=np.int64)
+        for i in range(len(out)):
+            grown[i] = out[i]
         out = grown
-    out[found, 0], out[found, 1], out[found, 2] = doc, slot, exact
-    return out, found + 1
+    out[at] = doc
+    out[at + 1] = slot
+    out[at + 2] = exact
+    out[0] += 1
+    return out
+
+
+@njit(cache=True)
+def _lower_bound(keys, x):
+    """The first index of sorted `keys` with keys[i] >= x (np.searchsorted compiles for seconds)."""
+    lo, hi = 0, len(keys)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True)
 def _shorter(
     codes,
-    doc,
+    ordered,
     k,
     extra,
     full_keys,
@@ -104,15 +125,18 @@ def _shorter(
     tally,
     stamp,
     candidates,
-    out,
-    found,
 ):
     """Items longer than the document: its `extra` + |known| - k rarest known tokens over the full
-    postings of those items; survivors must share k tokens with the document (its one window)."""
+    postings of those items; survivors must share k tokens with the document (its one window).
+    `ordered` is the document's codes sorted (unknown tokens, 0, first). Returns how many slots
+    survive, at the start of `candidates`."""
     length = len(codes)
-    known = np.sort(codes[codes > 0])
+    zeros = 0
+    while zeros < length and ordered[zeros] == 0:
+        zeros += 1
+    known = ordered[zeros:]
     if len(known) < k:
-        return out, found
+        return 0
     p = min(len(known), len(known) - k + extra)
     needed = p - (len(known) - k)
     filled = 0
@@ -123,7 +147,7 @@ def _shorter(
         j = i
         while j < p and known[j] == t:
             j += 1
-        for e in range(np.searchsorted(full_keys, t * span), np.searchsorted(full_keys, t * span + (max_n - length))):
+        for e in range(_lower_bound(full_keys, t * span), _lower_bound(full_keys, t * span + (max_n - length))):
             s = full_slots[e]
             if tally[s] >> 32 != stamp:
                 tally[s] = stamp << 32
@@ -135,23 +159,22 @@ def _shorter(
         i = j
     for p in range(length):
         unit_count[codes[p]] += 1
+    kept = 0
     for i in range(filled):
         s = candidates[i]
-        if (
-            _capped_overlap(
-                item_tokens[item_ptr[s] : item_ptr[s + 1]], item_times[item_ptr[s] : item_ptr[s + 1]], unit_count
-            )
-            >= k
-        ):
-            out, found = _push(out, found, doc, s, 1)
+        lo, hi = item_ptr[s], item_ptr[s + 1]
+        if _capped_overlap(item_tokens[lo:hi], item_times[lo:hi], unit_count) >= k:
+            candidates[kept] = s
+            kept += 1
     for p in range(length):
         unit_count[codes[p]] = 0
-    return out, found
+    return kept
 
 
 @njit(cache=True)
 def survivors(
     codes,
+    ordered,
     offsets,
     min_tokens,
     ratio_num,
@@ -183,12 +206,12 @@ def survivors(
     candidates,
     stamp,
 ):
-    """(document, slot, exact) for every pair of the batch that passes every bound: exact = 1 when
-    the pair's one window is the whole document, 0 when it needs the window search. Documents are
-    codes[offsets[d]:offsets[d + 1]]; stamp[0] is bumped per document."""
+    """(document, slot, exact) triples, flat, for every pair of the batch that passes every bound:
+    exact = 1 when the pair's one window is the whole document, 0 when it needs the window search.
+    Documents are codes[offsets[d]:offsets[d + 1]], and the same sorted in `ordered`; stamp[0] is
+    bumped per document."""
     levels = len(level_w)
-    out = np.empty((64, 3), dtype=np.int64)
-    found = 0
+    out = np.zeros(1 + 3 * 64, dtype=np.int64)
     for doc in range(len(offsets) - 1):
         doc_codes = codes[offsets[doc] : offsets[doc + 1]]
         length = len(doc_codes)
@@ -198,9 +221,9 @@ def survivors(
         doc_stamp = stamp[0]
         if length < max_n:
             k = max(min_tokens, (ratio_num * length + ratio_den - 1) // ratio_den)
-            out, found = _shorter(
+            kept = _shorter(
                 doc_codes,
-                doc,
+                ordered[offsets[doc] : offsets[doc + 1]],
                 k,
                 extra,
                 full_keys,
@@ -213,9 +236,10 @@ def survivors(
                 tally,
                 doc_stamp,
                 candidates,
-                out,
-                found,
             )
+            for i in range(kept):  # L < n <= w: the one window is the document
+                s = candidates[i]
+                out = _push(out, doc, s, length <= slot_w[s])
         # Items no longer than the document: item prefixes per unit (chunks of a level, or the document).
         top = levels
         for lv in range(levels):
@@ -267,9 +291,9 @@ def survivors(
                         or _best_window(doc_codes, a, b, slot_w[s], k, tokens, times, item_count, window_count) >= k
                     ):
                         done[s] = doc_stamp
-                        out, found = _push(out, found, doc, s, 1 if whole else 0)
+                        out = _push(out, doc, s, whole)
                 for i in range(touches):
                     state[touched[i]] &= ~COUNT
                 for p in range(a, b):
                     unit_count[doc_codes[p]] = 0
-    return out[:found]
+    return out[1 : 1 + 3 * out[0]]
