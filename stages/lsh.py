@@ -104,8 +104,9 @@ def bucket_edges(
 
     Documents are numbered so that a smaller number is a smaller uid. Without `similar` every
     member links to the bucket's smallest document. With it (a vectorized test of document pairs),
-    a member links to the smallest document it is similar to, among the bucket's root and, failing
-    that, the other members that failed it. Each distinct pair is tested once.
+    a member links to the smallest document it is similar to, among the bucket's root, failing
+    that the members that passed the root (which joins it to the root's cluster, as a pairwise
+    test of the bucket would), and failing that the other members that failed it.
     """
     if len(doc) == 0:
         return np.empty((0, 2), dtype=np.int64)
@@ -123,13 +124,24 @@ def bucket_edges(
     codes, inverse = np.unique(_pair_codes(doc[members], doc[first[members]], n), return_inverse=True)
     agree = similar(codes // n, codes % n)[inverse]
     pairs = [np.stack([doc[members[agree]], doc[first[members[agree]]]], axis=1)]
-    failed = members[~agree]
-    # Rare (a band collision of dissimilar documents): a short loop per bucket concerned.
-    for g in np.unique(group[failed]):
-        rest = failed[group[failed] == g]
+    passed, failed = members[agree], members[~agree]
+    # Rare (a band collision of dissimilar documents): a short loop per bucket concerned. Rows are
+    # sorted by bucket, so each bucket's failures and passes are contiguous runs.
+    buckets, lo = np.unique(group[failed], return_index=True)
+    hi = np.r_[lo[1:], len(failed)]
+    mates_lo, mates_hi = np.searchsorted(group[passed], buckets), np.searchsorted(group[passed], buckets, "right")
+    for f_lo, f_hi, m_lo, m_hi in zip(lo.tolist(), hi.tolist(), mates_lo.tolist(), mates_hi.tolist()):
+        rest = doc[failed[f_lo:f_hi]]
+        mates = doc[passed[m_lo:m_hi]]
+        if len(mates):
+            close = similar(np.repeat(rest, len(mates)), np.tile(mates, len(rest))).reshape(len(rest), len(mates))
+            joined = close.any(axis=1)
+            mate = mates[np.argmax(close[joined], axis=1)]  # the smallest similar one (mates ascend)
+            pairs.append(np.sort(np.stack([mate, rest[joined]], axis=1), axis=1)[:, ::-1])
+            rest = rest[~joined]
         while len(rest) > 1:
-            close = similar(doc[rest[1:]], np.full(len(rest) - 1, doc[rest[0]]))
-            pairs.append(np.stack([doc[rest[1:][close]], np.full(int(close.sum()), doc[rest[0]])], axis=1))
+            close = similar(rest[1:], np.full(len(rest) - 1, rest[0]))
+            pairs.append(np.stack([rest[1:][close], np.full(int(close.sum()), rest[0])], axis=1))
             rest = rest[1:][~close]
     return np.unique(np.concatenate(pairs), axis=0)
 

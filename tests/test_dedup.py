@@ -155,6 +155,18 @@ def test_bucket_edges_star_and_verification():
     assert bucket_edges(np.array([7, 8], dtype=np.uint64), doc[:2]).size == 0
 
 
+def test_bucket_edges_links_a_failure_to_a_member_that_passed():
+    """Root 0; 1 is similar to it; 2 is not, but is similar to 1 (a pairwise test of the bucket would
+    link them); 3 and 4 fail everything but each other; 5 matches nothing."""
+    signatures = np.array(
+        [[0] * 10, [0] * 8 + [1] * 2, [0] * 6 + [1] * 4, [7] * 10, [7] * 9 + [8], [9] * 10], dtype=np.uint32
+    )
+    key = np.full(6, 3, dtype=np.uint64)
+    doc = np.array([5, 4, 3, 2, 1, 0])
+    edges = bucket_edges(key, doc, PairVerifier(signatures, 0.75, margin=0.0))
+    assert edges.tolist() == [[1, 0], [2, 1], [4, 3]]
+
+
 def test_offset_bands_keys_and_their_s_curve():
     """The offset bands take the values shifted by rows // 2 (the last wraps around); the exact
     candidate probability with them matches a simulation of band_keys."""
