@@ -18,7 +18,8 @@ real text. For each corpus it prints:
 2. LSH + clustering, each in a fresh process warmed up on 1000 documents: wall time and peak RSS
    above the RSS before the call, per document. Ours: `run_near_dedup` (P4 on the local engine with one worker:
    one LshStep task up to 8 P1 tasks, else the bucket and candidate steps; verification, components,
-   keepers) from P1 signature files, 5,000 documents per task. datasketch:
+   keepers) from P1 signature files, 5,000 documents per task; with the offset bands (the default,
+   28 bucket keys a document) and without them (the 14 x 8 bands alone). datasketch:
    `MinHashLSH(params=(14, 8))`, insert every LeanMinHash, query every document, union-find.
 3. Pairwise precision / recall / F1 of the clusters against the ground truth: the connected
    components of the graph of pairs with exact 5-gram Jaccard >= the threshold (found exactly by
@@ -128,14 +129,14 @@ def signature_throughput(texts: list[str], baseline_docs: int) -> dict[str, floa
 # --- 2. LSH + clustering, each in a fresh process ------------------------------------------------
 
 
-def _ours(folder: str, verify: bool, warm_up: bool = True) -> dict[str, Any]:
+def _ours(folder: str, verify: bool, offset_bands: bool = True, warm_up: bool = True) -> dict[str, Any]:
     from pipeline.config import DedupConfig, EngineConfig
     from pipeline.engine import configure_logging
     from pipeline.phases import run_near_dedup
 
     configure_logging()
-    work = Path(folder) / f"work-{verify}"
-    config = DedupConfig(ngram=NGRAM, bands=BANDS, rows=ROWS, seed=SEED, verify=verify)
+    work = Path(folder) / f"work-{verify}-{offset_bands}"
+    config = DedupConfig(ngram=NGRAM, bands=BANDS, rows=ROWS, seed=SEED, verify=verify, offset_bands=offset_bands)
     engine = EngineConfig(kind="local", workers=1)
 
     def run() -> list[tuple[int, int]]:
@@ -144,7 +145,7 @@ def _ours(folder: str, verify: bool, warm_up: bool = True) -> dict[str, Any]:
         return _our_clusters(work)
 
     if warm_up:
-        _ours(str(Path(folder) / "warm-up"), verify, warm_up=False)
+        _ours(str(Path(folder) / "warm-up"), verify, offset_bands, warm_up=False)
     return _measured(run)
 
 
@@ -357,12 +358,14 @@ def _timed(command: list[str]) -> tuple[float, float]:
 
 
 def end_to_end(corpus: Path) -> None:
-    """`mixwright run` with only dedup enabled (one local worker: read, P1 signatures, P4, P5
-    removal, the mixture written), against datasketch_end_to_end, each a fresh process."""
+    """`mixwright run` with only dedup enabled (one local worker: read, P1 signatures and exact/URL
+    keys, P4, P5 removal, the mixture written), against datasketch_end_to_end, each a fresh process;
+    the load average when it ends (CPU time is the steadier ratio on a shared machine)."""
     print(f"\n=== end to end, whole process, one worker: {corpus.name} ===")
     runner = "import sys; from pipeline.cli import main; sys.argv[0] = 'mixwright'; main()"
-    baseline = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+    root = Path(__file__).resolve().parent
+    baseline = (  # the repository root too: the baseline shingles with stages.minhash from any folder
+        f"import sys; sys.path[:0] = [{str(root)!r}, {str(root.parent)!r}]; "
         "import bench_dedup; bench_dedup.datasketch_end_to_end(*sys.argv[1:])"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -378,6 +381,7 @@ def end_to_end(corpus: Path) -> None:
     for label, (w, c) in runs.items():
         ratios = f"datasketch/this {wall / w:4.2f}x wall, {cpu / c:4.2f}x CPU"
         print(f"  {label:42s} {w:7.1f} s wall {c:7.1f} s CPU   {ratios}")
+    print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
 
 # --- driver -------------------------------------------------------------------------------------
@@ -407,6 +411,7 @@ def bench(name: str, texts: list[str], baseline_docs: int) -> None:
         write_inputs(texts[:1000], folder / "warm-up", tasks=1)
         runs = {
             "ours (verify)": in_fresh_process(_ours, str(folder), True),
+            "ours (verify, 14x8 only)": in_fresh_process(_ours, str(folder), True, False),
             "ours (no verify)": in_fresh_process(_ours, str(folder), False),
             "datasketch MinHashLSH": in_fresh_process(_datasketch, str(folder)),
         }

@@ -194,3 +194,30 @@ def test_partitioned_p4_gives_the_same_exact_url_and_near_removals(tmp_path, mon
         outputs[label] = {stage: table_rows(run_dir / "rejected" / stage) for stage in ("exact", "url", "dedup")}
     assert outputs["one-task"] == outputs["partitioned"]
     assert len(outputs["one-task"]["exact"]) == 12 and len(outputs["one-task"]["url"]) == 5
+
+
+def test_p4_takes_quality_from_the_p3_documents_and_keys_from_p1(tmp_path):
+    """P1 hashes texts and URLs (no quality yet); P4 joins the quality P3 gave each document, so the
+    exact keeper is the best-quality copy, and a document P3 dropped never takes part."""
+    from pipeline.config import DedupConfig
+    from pipeline.docio import task_file, write_documents
+    from stages.dedup import EXACT_DIR, LshStep
+    from stages.exact_dedup import load_removed
+    from stages.minhash import MinhashSignatureStep
+
+    config = DedupConfig()
+    texts = [BASE.format(1), BASE.format(1).upper(), BASE.format(1), BASE.format(2), BASE.format(2)]
+    qualities = [1.0, 4.0, 2.0, 3.0, None]
+    p1 = [Document(text=t, id=f"d{i}", metadata={"uid": 100 + i}) for i, t in enumerate(texts)]
+    for rank, chunk in enumerate((p1[:3], p1[3:])):
+        list(MinhashSignatureStep(config, tmp_path / "signatures").run(iter(chunk), rank=rank))
+    p3 = [
+        Document(text=d.text, id=d.id, metadata=d.metadata | ({"quality": q} if q is not None else {}))
+        for d, q in zip(p1, qualities)
+        if d.id != "d3"  # dropped by a P3 filter: d4 is then alone
+    ]
+    write_documents(task_file(tmp_path / "documents", 0), p3[:3])
+    write_documents(task_file(tmp_path / "documents", 1), p3[3:])
+    list(LshStep(tmp_path / "signatures", tmp_path / "documents", tmp_path / "work", config, 2).run())
+    removed = load_removed(tmp_path / "work" / EXACT_DIR, 0) | load_removed(tmp_path / "work" / EXACT_DIR, 1)
+    assert removed == {100: ("exact", "d1"), 102: ("exact", "d1")}
