@@ -35,9 +35,9 @@ from stages.progress import DocProgress, counted_docs
 from stages.reader import ShardReader, cut_shards, expand_inputs
 
 # Item partitions cost CPU: each one reads and tokenizes the corpus again, and on 2,000 real documents
-# against the 35k items of the 7 shared test sets the scan took ~1.1x the CPU time of one index with 2
-# partitions, 1.3x with 3 and 1.5x with 4 (the build time does not change). They save memory: that
-# index takes 373 MB (2 partitions: 166 MB each), and every worker holds one. So items are split
+# against the 35k items of the 7 shared test sets the scan took ~1.4x the CPU time of one index with 2
+# partitions, 1.7x with 3 and 1.8x with 4 (the build time does not change). They save memory: that
+# index takes 387 MB (2 partitions: 173 MB each), and every worker holds one. So items are split
 # only to fill the workers, or to keep all the workers' indexes within MEMORY_SHARE of the memory.
 INDEX_BYTES_PER_ITEM = 11_000
 MEMORY_SHARE = 0.25
