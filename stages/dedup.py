@@ -12,9 +12,9 @@ bucket key (`band_keys`); the members of a bucket are linked to the bucket's sma
 k - 1 edges instead of k(k-1)/2 pairs.
 
 - Few tasks (<= FUSED_MAX_TASKS): one step, `LshStep`, one task, holds every document's bucket
-  keys (8 B a band: 224 B/doc for 14 bands and their offset bands) and nothing else: two executor runs and a Parquet shuffle of 14 rows per
-  document cost more than the work itself below a few hundred thousand documents (measured: P4 on
-  the 23k-document real corpus 1.4 s -> see bench_dedup.py).
+  keys (8 B a band: 224 B/doc for 14 bands and their offset bands) and nothing else: two executor
+  runs and a Parquet shuffle of one row per band and document cost more than the work itself below
+  a few hundred thousand documents (see bench_dedup.py).
 - More tasks: P4 never holds the whole index in one worker. `LshBucketStep`, one task per
   signature file r, writes buckets/<r>.parquet, rows (part, key, uid, source, row) sorted by
   partition part = key mod P, one row group per partition; `LshCandidateStep`, one task per
