@@ -175,7 +175,9 @@ class CandidateIndex:
         split = np.searchsorted(cumulative, before + p, side="right")
         split_times = np.where(split < item_ptr[1:], cumulative[np.minimum(split, len(times) - 1)] - before - p, 0)
         ratio = Fraction(repr(self.rule.ratio))
-        state = (p - (self._slot_n - k)) << 32  # need << 32: need = min(k, extra) >= 1
+        # need << shift | count (need = min(k, extra) >= 1), in 32-bit words unless a prefix reaches 2^16
+        shift = 16 if p.max(initial=0) < 0xFFFF else 32
+        state = ((p - (self._slot_n - k)) << shift).astype(np.int32 if shift == 16 else np.int64)
         return (
             self.rule.min_tokens,
             ratio.numerator,
@@ -200,6 +202,7 @@ class CandidateIndex:
             np.zeros(vocab, dtype=np.int32),
             split,
             split_times,
+            shift,
             state,
             np.zeros(count + 1, dtype=np.int64),  # touched: written one past the last touch
             np.zeros(count, dtype=np.int64),

@@ -208,6 +208,18 @@ def test_adversarial_cases(mode):
     assert _check(spread, [ITEM], rule) == ({} if mode == "window" else {0: 25})
 
 
+def test_prefixes_past_16_bits_use_64_bit_counters():
+    """A 66,300-token item at ratio 0.01: its prefix (65,645 tokens) needs the filter's 64-bit
+    counters; 700 of its tokens in order match (k = 663), 600 do not."""
+    rng = random.Random(5)
+    item = [f"t{i}" for i in range(66_300)]
+    rule = Rule(ratio=0.01)
+    index = CandidateIndex([item], rule)
+    for shared, expected in ((700, {0: 700}), (600, {})):
+        doc = _filler(rng, 100) + item[:shared] + _filler(rng, 66_000)
+        assert {h.item: h.lcs for h in index.find(doc)} == expected
+
+
 def test_copies_across_every_chunk_boundary():
     """A gapped copy (its window exactly full) at every offset of a document cut into chunks of
     16 and 32 tokens: each window lies in one chunk whatever its start."""
