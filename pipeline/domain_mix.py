@@ -125,7 +125,7 @@ def _quality(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-# A narrow terminal shows the group table as two tables: shares, then counts.
+# Where one table does not fit the terminal, the group table is shown as shares, then counts.
 _SHARE_COLUMNS = ("group", "share before", "target", "share after", "rate", "quality cutoff")
 _COUNT_COLUMNS = (
     "group", "docs before", "docs after", "tokens after", "repeat tokens", "sampled away", "their quality",
@@ -239,34 +239,51 @@ def write_mixture_report(mixture_dir: str | os.PathLike, folder: str | os.PathLi
     return _write_report(build_mix_report(mixture_dir), Path(folder), f"Mixture {Path(mixture_dir).name}")
 
 
-# Below this terminal width the group table is split in two (shares, then counts).
-WIDE_TERMINAL = 150
+def _column_width(column: str, rows: list[dict[str, str]]) -> int:
+    """A number column's width: its longest cell, never folded, and its header's longest word."""
+    return max([len(row[column]) for row in rows] + [len(word) for word in column.split()])
 
 
-def _rich_table(title: str, columns: tuple[str, ...] | list[str], rows: list[dict[str, str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        if column == "group":  # names stay legible; the numbers' headers wrap instead
-            longest = max((len(row["group"]) for row in rows), default=0)
-            table.add_column(column, overflow="fold", min_width=min(24, longest))
-        else:
-            table.add_column(column, justify="right", overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(row[column]) for column in columns))
-    return table
+def _rich_tables(
+    title: str, columns: tuple[str, ...] | list[str], rows: list[dict[str, str]], width: int
+) -> list[Table]:
+    """The group column plus as many number columns as fit `width` per table: numbers are never
+    folded or cut, so a narrow terminal gets more tables instead ("(1/2)" in their titles)."""
+    numbers = [column for column in columns if column != "group"]
+    widths = {column: _column_width(column, rows) for column in numbers}
+    longest_group = max((len(row["group"]) for row in rows), default=5)
+    # 1 for the left border, 3 per column for padding and its right border
+    group_width = max(5, min(24, longest_group, width - 1 - 3 - 3 - max(widths.values(), default=0)))
+    chunks: list[list[str]] = [[]]
+    room = width - 1 - (group_width + 3)
+    for column in numbers:
+        if chunks[-1] and sum(widths[c] + 3 for c in chunks[-1]) + widths[column] + 3 > room:
+            chunks.append([])
+        chunks[-1].append(column)
+    tables = []
+    for index, chunk in enumerate(chunks, 1):
+        part = f" ({index}/{len(chunks)})" if len(chunks) > 1 else ""
+        table = Table(title=title + part, title_justify="left")
+        table.add_column("group", overflow="fold", min_width=group_width)
+        for column in chunk:
+            table.add_column(column, justify="right", overflow="fold", min_width=widths[column])
+        for row in rows:
+            table.add_row(*(Text(row[column]) for column in ["group", *chunk]))
+        tables.append(table)
+    return tables
 
 
 def mix_tables(mix: dict[str, Any], width: int, title: str = "Domain mix") -> list[Table]:
-    """Rich tables of one mixture: one wide table, or two that fit 80 columns (group names are
-    never read as markup); then the reasons targets were not met, and the warnings."""
+    """Rich tables of one mixture that fit `width` (group names are never read as markup): one
+    table where all columns fit, else shares then counts, each split further where needed; then
+    the reasons targets were not met, and the warnings."""
     cells = [_cells(row, mix["quality_edges"]) for row in mix["groups"]]
     heading = f"{title} by {' / '.join(mix['group_by'])}"
-    if width >= WIDE_TERMINAL:
-        tables = [_rich_table(f"{heading}: before, target, after", _GROUP_HEADER, cells)]
-    else:
+    tables = _rich_tables(f"{heading}: before, target, after", _GROUP_HEADER, cells, width)
+    if len(tables) > 1:
         tables = [
-            _rich_table(f"{heading}: token shares", _SHARE_COLUMNS, cells),
-            _rich_table(f"{heading}: documents and tokens", _COUNT_COLUMNS, cells),
+            *_rich_tables(f"{heading}: token shares", _SHARE_COLUMNS, cells, width),
+            *_rich_tables(f"{heading}: documents and tokens", _COUNT_COLUMNS, cells, width),
         ]
     if _notes(mix):
         notes = Table(title="Why a target was not met", title_justify="left")

@@ -10,7 +10,7 @@ from mixture_helpers import make_docs, run_mixture
 from rich.console import Console
 
 from pipeline.config import MixtureConfig
-from pipeline.domain_mix import domain_mix_tables, write_domain_mix
+from pipeline.domain_mix import build_domain_mix, domain_mix_tables, mix_tables, write_domain_mix
 
 PAYLOAD = "<script>alert(1)</script>"
 VOID_TAGS = {"meta", "br", "img", "input", "link", "hr", "col", "area", "base", "source", "wbr"}
@@ -93,11 +93,26 @@ def test_terminal_tables_print_group_names_literally_and_fit_the_width(run_dir, 
     assert width == 80 or ("[red]code" in text and PAYLOAD in text)
     assert max(len(line) for line in text.splitlines()) <= width
     assert "…" not in text  # nothing cut: narrow terminals get two tables, not truncated columns
+    for row in build_domain_mix(run_dir)["groups"]:  # every number whole on one line, never folded
+        assert all(f"{row[key]:,}" in text for key in ("docs_before", "docs_after", "tokens_after", "repeat_tokens"))
     headers = [column.header for table in tables for column in table.columns]
     assert {"share before", "target", "share after", "repeat tokens", "sampled away", "their quality"} <= set(headers)
-    assert len(tables) == (2 if width == 80 else 1)
+    assert (len(tables) == 1) == (width == 250)  # one wide table, or shares then counts
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json is missing"):
         write_domain_mix(tmp_path)
+
+
+@pytest.mark.parametrize("width", [40, 60, 80])
+def test_lab_scale_numbers_are_never_folded_on_narrow_terminals(run_dir, width):
+    mix = build_domain_mix(run_dir)
+    for row in mix["groups"]:  # billions of tokens, as a lab's run has
+        row["tokens_after"] = row["repeat_tokens"] = 123_456_789_012
+    console = Console(record=True, width=width)
+    for table in mix_tables(mix, width):
+        console.print(table)
+    text = console.export_text()
+    assert "123,456,789,012" in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
