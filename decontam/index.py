@@ -196,7 +196,7 @@ class CandidateIndex:
             item_ptr,
             cell_token,
             times,
-            full[by_full],
+            np.searchsorted(cell_token[by_full], np.arange(vocab + 1)),
             cell_slot[by_full],
             self._max_n,
             np.zeros(vocab, dtype=np.int32),

@@ -98,27 +98,14 @@ def _push(out, doc, slot, exact):
 
 
 @njit(cache=True)
-def _lower_bound(keys, x):
-    """The first index of sorted `keys` with keys[i] >= x (np.searchsorted compiles for seconds)."""
-    lo, hi = 0, len(keys)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
 def _shorter(
     codes,
     ordered,
     k,
     extra,
-    full_keys,
+    full_ptr,
     full_slots,
-    max_n,
+    slot_n,
     item_ptr,
     item_tokens,
     item_times,
@@ -128,9 +115,10 @@ def _shorter(
     candidates,
 ):
     """Items longer than the document: its `extra` + |known| - k rarest known tokens over the full
-    postings of those items; survivors must share k tokens with the document (its one window).
-    `ordered` is the document's codes sorted (unknown tokens, 0, first). Returns how many slots
-    survive, at the start of `candidates`."""
+    postings of those items (token t's are full_slots[full_ptr[t]:full_ptr[t + 1]], longest item
+    first); survivors must share k tokens with the document (its one window). `ordered` is the
+    document's codes sorted (unknown tokens, 0, first). Returns how many slots survive, at the
+    start of `candidates`."""
     length = len(codes)
     zeros = 0
     while zeros < length and ordered[zeros] == 0:
@@ -141,15 +129,16 @@ def _shorter(
     p = min(len(known), len(known) - k + extra)
     needed = p - (len(known) - k)
     filled = 0
-    span = max_n + 1
     i = 0
     while i < p:
         t = known[i]
         j = i
         while j < p and known[j] == t:
             j += 1
-        for e in range(_lower_bound(full_keys, t * span), _lower_bound(full_keys, t * span + (max_n - length))):
+        for e in range(full_ptr[t], full_ptr[t + 1]):
             s = full_slots[e]
+            if slot_n[s] <= length:
+                break
             if tally[s] >> 32 != stamp:
                 tally[s] = stamp << 32
             before = tally[s] & 0xFFFFFFFF
@@ -192,7 +181,7 @@ def survivors(
     item_ptr,
     item_tokens,
     item_times,
-    full_keys,
+    full_ptr,
     full_slots,
     max_n,
     unit_count,
@@ -229,9 +218,9 @@ def survivors(
                 ordered[offsets[doc] : offsets[doc + 1]],
                 k,
                 extra,
-                full_keys,
+                full_ptr,
                 full_slots,
-                max_n,
+                slot_n,
                 item_ptr,
                 item_tokens,
                 item_times,
