@@ -239,34 +239,42 @@ def write_mixture_report(mixture_dir: str | os.PathLike, folder: str | os.PathLi
     return _write_report(build_mix_report(mixture_dir), Path(folder), f"Mixture {Path(mixture_dir).name}")
 
 
-def _column_width(column: str, rows: list[dict[str, str]]) -> int:
-    """A number column's width: its longest cell, never folded, and its header's longest word."""
-    return max([len(row[column]) for row in rows] + [len(word) for word in column.split()])
+def _column_widths(column: str, rows: list[dict[str, str]]) -> tuple[int, int]:
+    """A number column's (narrowest, preferred) width: its longest cell, never folded, with the
+    header wrapped at its longest word, or on one line."""
+    cell = max((len(row[column]) for row in rows), default=1)
+    return max(cell, *map(len, column.split())), max(cell, len(column))
 
 
 def _rich_tables(
     title: str, columns: tuple[str, ...] | list[str], rows: list[dict[str, str]], width: int
 ) -> list[Table]:
     """The group column plus as many number columns as fit `width` per table: numbers are never
-    folded or cut, so a narrow terminal gets more tables instead ("(1/2)" in their titles)."""
+    folded or cut, so a narrow terminal gets more tables instead ("(1/2)" in their titles).
+    Widths are set, not left to rich, whose shrinking can overshoot the terminal by a column."""
     numbers = [column for column in columns if column != "group"]
-    widths = {column: _column_width(column, rows) for column in numbers}
+    widths = {column: _column_widths(column, rows) for column in numbers}
     longest_group = max((len(row["group"]) for row in rows), default=5)
-    # 1 for the left border, 3 per column for padding and its right border
-    group_width = max(5, min(24, longest_group, width - 1 - 3 - 3 - max(widths.values(), default=0)))
-    chunks: list[list[str]] = [[]]
+    # 1 for the left border, 3 per column for its padding and right border
+    widest = max((narrow for narrow, _ in widths.values()), default=0)
+    group_width = max(5, min(24, longest_group, width - 1 - 3 - 3 - widest))
     room = width - 1 - (group_width + 3)
+    chunks: list[list[str]] = [[]]
     for column in numbers:
-        if chunks[-1] and sum(widths[c] + 3 for c in chunks[-1]) + widths[column] + 3 > room:
+        if chunks[-1] and sum(widths[c][0] + 3 for c in [*chunks[-1], column]) > room:
             chunks.append([])
         chunks[-1].append(column)
     tables = []
     for index, chunk in enumerate(chunks, 1):
         part = f" ({index}/{len(chunks)})" if len(chunks) > 1 else ""
         table = Table(title=title + part, title_justify="left")
-        table.add_column("group", overflow="fold", min_width=group_width)
-        for column in chunk:
-            table.add_column(column, justify="right", overflow="fold", min_width=widths[column])
+        preferred = sum(widths[c][1] + 3 for c in chunk) <= room
+        chosen = [widths[column][int(preferred)] for column in chunk]
+        # spare room goes to the group names, up to their full length
+        spare = width - 1 - 3 - sum(w + 3 for w in chosen)
+        table.add_column("group", overflow="fold", width=max(group_width, min(longest_group, spare)))
+        for column, column_width in zip(chunk, chosen):
+            table.add_column(column, justify="right", overflow="fold", width=column_width)
         for row in rows:
             table.add_row(*(Text(row[column]) for column in ["group", *chunk]))
         tables.append(table)
