@@ -249,8 +249,11 @@ class CandidateIndex:
         return Hit(item, lcs, len(text), *_tighten(text, self.texts[item], inside, lcs))
 
     def _positions(self, codes: np.ndarray, item: int) -> np.ndarray:
-        """Positions of the document's tokens that occur in the item."""
-        return np.flatnonzero(np.isin(codes, _codes(self.texts[item])))
+        """Positions of the document's tokens that occur in the item (a mask over the vocabulary:
+        numpy 2.4's np.isin cost ~0.3 ms per call on real documents)."""
+        member = np.zeros(self._vocab, dtype=bool)
+        member[_codes(self.texts[item])] = True
+        return np.flatnonzero(member[codes])
 
     def _search(self, text: str, codes: np.ndarray, slot: int) -> Hit | None:
         """The exact window search of one candidate whose window is shorter than the document."""
@@ -259,7 +262,7 @@ class CandidateIndex:
         positions = self._positions(codes, item)
         # windows starting at a token of the item that hold >= k of them; past L - w, the last window
         dense = np.flatnonzero(positions[k - 1 :] - positions[: len(positions) - k + 1] < w)
-        starts = np.unique(np.minimum(positions[dense], length - w)).tolist()
+        starts = _unique(np.minimum(positions[dense], length - w))[0].tolist()
         best, best_start = 0, -1
         for group in _overlapping(starts, w):
             if best == len(sequence):
