@@ -208,6 +208,20 @@ def test_adversarial_cases(mode):
     assert _check(spread, [ITEM], rule) == ({} if mode == "window" else {0: 25})
 
 
+def test_a_repeated_token_split_between_prefix_and_suffix():
+    """Ten rare tokens then one token ten times: with prefix_extra 8 the prefix ends inside the
+    run of x (5 in the prefix, 5 past it), so the suffix bound counts part of a token. The document
+    holds a of the rare tokens then b x's, around the rule's threshold (a + min(b, 10) >= 13)."""
+    rng = random.Random(6)
+    item = [f"r{i}" for i in range(10)] + ["x"] * 10
+    for extra in (1, 2, 8):
+        for a in range(11):
+            for b in range(13):
+                doc = _filler(rng, 5) + item[:a] + ["x"] * b + _filler(rng, 5)
+                for mode in ("window", "document"):
+                    _check(doc, [item], Rule(mode=mode), prefix_extra=extra)
+
+
 def test_prefixes_past_16_bits_use_64_bit_counters():
     """A 66,300-token item at ratio 0.01: its prefix (65,645 tokens) needs the filter's 64-bit
     counters; 700 of its tokens in order match (k = 663), 600 do not."""
