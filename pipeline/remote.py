@@ -271,14 +271,12 @@ class RemoteFolder:
         self._sidecar(rel).unlink(missing_ok=True)
         path.unlink(missing_ok=True)
 
-    def fetch(self, path: Path) -> bool:
+    def fetch(self, path: Path) -> None:
         """Download one object (a completion marker another node pushed) if the mirror lacks it."""
-        if path.is_file():
-            return True
-        rel = self.rel(path)
-        objects = self._listing([rel])
-        self._download([rel] if rel in objects else [], objects)
-        return path.is_file()
+        if not path.is_file():
+            rel = self.rel(path)
+            objects = self._listing([rel])
+            self._download([rel] if rel in objects else [], objects)
 
 
 @dataclass(frozen=True)
