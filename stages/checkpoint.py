@@ -6,12 +6,38 @@ rerun of a task overwrites exactly the file it owns.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from time import perf_counter
+from types import TracebackType
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.docio import DOC_SCHEMA, AtomicParquetWriter, document_row, read_documents, task_file
+
+
+class TaskStats:
+    """A step's per-document stats, kept in plain Python and handed to datatrove once per task.
+
+    datatrove's `track_time()` and `stat_update()` per document cost ~1 s of CPU over the five
+    per-document steps of a 23k-document run; totals stay the same, time is reported per task.
+    """
+
+    def __init__(self, step: PipelineStep):
+        self.step = step
+        self.seconds = 0.0
+        self.counts: Counter[str] = Counter()
+
+    def __enter__(self) -> TaskStats:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.seconds:
+            self.step.stats.time_stats.update(self.seconds, unit="task")
+        for label, value in self.counts.items():
+            if value:
+                self.step.stat_update(label, value=value)
 
 
 class PhaseInput(PipelineStep):
@@ -43,9 +69,10 @@ class PhaseOutput(PipelineStep):
         self.folder = str(folder)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with AtomicParquetWriter(task_file(self.folder, rank), DOC_SCHEMA) as writer:
+        with TaskStats(self) as stats, AtomicParquetWriter(task_file(self.folder, rank), DOC_SCHEMA) as writer:
             for doc in data:
-                with self.track_time():
-                    writer.write(document_row(doc))
-        self.stat_update("documents", value=writer.rows)
+                start = perf_counter()
+                writer.write(document_row(doc))
+                stats.seconds += perf_counter() - start
+            stats.counts["documents"] = writer.rows
         yield from ()

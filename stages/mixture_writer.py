@@ -12,6 +12,7 @@ import json
 import os
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.docio import MISSING_QUALITY, AtomicParquetWriter, doc_domain, write_json_atomic
+from stages.checkpoint import TaskStats
 from stages.groups import SEPARATOR
 from stages.rebalance import GROUP_METADATA, QUALITY_EDGES, Sampling, quality_histogram
 
@@ -106,8 +108,9 @@ class MixtureWriter(PipelineStep):
         parts: dict[Path, int] = {}
         folders: dict[tuple[tuple[str, str], ...], Path] = {}  # a few groups: Path building per document cost 15%
         try:
-            for doc in data:
-                with self.track_time():
+            with TaskStats(self) as stats:
+                for doc in data:
+                    start = perf_counter()
                     partition = doc_partition(doc)
                     key = tuple(partition.items())
                     folder = folders.get(key)
@@ -122,8 +125,9 @@ class MixtureWriter(PipelineStep):
                         path = folder / f"part-{rank:05d}-{part:05d}.parquet"
                         writer = writers[folder] = AtomicParquetWriter(path, mixture_schema(tuple(partition)))
                     writer.write(mixture_row(doc, writer.schema))
-                self.stat_update("written")
-                yield doc
+                    stats.seconds += perf_counter() - start
+                    stats.counts["written"] += 1
+                    yield doc
         except BaseException as error:
             for open_writer in writers.values():
                 open_writer.__exit__(type(error), error, error.__traceback__)

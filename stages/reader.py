@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from glob import glob, has_magic
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Literal
 
 import fsspec
@@ -37,10 +38,12 @@ from pipeline.docio import (
     QUARANTINE_SCHEMA,
     AtomicParquetWriter,
     open_input,
+    parse_json,
     task_file,
     write_json_atomic,
 )
 from pipeline.errors import ConfigError
+from stages.checkpoint import TaskStats
 from stages.warc import WARC_SUFFIXES, is_warc, plan_warc, warc_records
 
 ShardKind = Literal["jsonl", "jsonl.gz", "parquet", "warc", "unreadable"]
@@ -261,24 +264,25 @@ class ShardReader(PipelineStep):
         shard = self.shards[rank]
         counts = {"records": 0, "documents": 0, "quarantined": 0, "skipped": 0}
         quarantine: AtomicParquetWriter | None = None
-        for line, payload in _records(shard):
-            if payload is None:
-                counts["skipped"] += 1
-                continue
-            counts["records"] += 1
-            with self.track_time():
+        with TaskStats(self) as stats:
+            for line, payload in _records(shard):
+                if payload is None:
+                    counts["skipped"] += 1
+                    continue
+                counts["records"] += 1
+                start = perf_counter()
                 result = _decode(payload, self.config, shard.path, line)
-            if isinstance(result, Document):
-                counts["documents"] += 1
-                self.stat_update("documents")
-                yield result
-                continue
-            error, raw = result
-            counts["quarantined"] += 1
-            self.stat_update("quarantined")
-            if quarantine is None:
-                quarantine = AtomicParquetWriter(task_file(self.quarantine_dir, rank), QUARANTINE_SCHEMA)
-            quarantine.write({"file": shard.path, "line": line, "error": error, "raw": raw[:QUARANTINE_RAW_CHARS]})
+                stats.seconds += perf_counter() - start
+                if isinstance(result, Document):
+                    counts["documents"] += 1
+                    yield result
+                    continue
+                error, raw = result
+                counts["quarantined"] += 1
+                if quarantine is None:
+                    quarantine = AtomicParquetWriter(task_file(self.quarantine_dir, rank), QUARANTINE_SCHEMA)
+                quarantine.write({"file": shard.path, "line": line, "error": error, "raw": raw[:QUARANTINE_RAW_CHARS]})
+            stats.counts.update(documents=counts["documents"], quarantined=counts["quarantined"])
         if quarantine is not None:
             quarantine.close()
         write_json_atomic(Path(self.counts_dir) / f"{rank:05d}.json", {"shard": asdict(shard), **counts})
@@ -292,11 +296,12 @@ def _decode(payload: Any, config: InputConfig, path: str, line: int) -> Document
         payload.metadata["uid"] = document_uid(payload.metadata["source"])
         return payload
     if isinstance(payload, bytes):
-        raw = payload.decode("utf-8", errors="backslashreplace")
         try:
-            record = json.loads(payload.decode("utf-8"))
+            raw = payload.decode("utf-8")  # decoded once: valid UTF-8 is its own quarantine text
         except UnicodeDecodeError as exc:
-            return f"invalid UTF-8: {exc}", raw
+            return f"invalid UTF-8: {exc}", payload.decode("utf-8", errors="backslashreplace")
+        try:
+            record = parse_json(raw)
         except json.JSONDecodeError as exc:
             return f"bad JSON: {exc}", raw
     else:

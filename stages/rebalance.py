@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from datatrove.pipeline.base import PipelineStep
 from pipeline.config import SHARE_TOLERANCE, MixtureConfig
 from pipeline.docio import MISSING_QUALITY, RejectWriter, doc_quality, write_json_atomic
 from pipeline.errors import ConfigError
+from stages.checkpoint import TaskStats
 from stages.groups import UNKNOWN, Grouping, input_file, match_key
 
 _HASH_RANGE = 2**64
@@ -394,19 +396,20 @@ class MixtureSampler(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         keys = self.plan.group_by.keys
-        with self.exclusion_writer or nullcontext() as writer:
+        with self.exclusion_writer or nullcontext() as writer, TaskStats(self) as stats:
             for doc in data:
-                with self.track_time():
-                    name, values, plan = self._group(doc)
-                    copies = copy_count(plan.rate, plan.cutoff, self.plan.seed, doc.id, doc_quality(doc.metadata))
+                start = perf_counter()
+                name, values, plan = self._group(doc)
+                copies = copy_count(plan.rate, plan.cutoff, self.plan.seed, doc.id, doc_quality(doc.metadata))
+                stats.seconds += perf_counter() - start
                 if copies == 0:
-                    self.stat_update("dropped_downsampled")
+                    stats.counts["dropped_downsampled"] += 1
                     if writer is not None:
                         doc.metadata["filter_reason"] = "downsampled"
                         doc.metadata["reject_details"] = {"group": name, "rate": plan.rate}
                         writer.write(doc, rank)
                     continue
-                self.stat_update("upsampled_copies", value=copies - 1)
+                stats.counts["upsampled_copies"] += copies - 1
                 partition = dict(zip(keys, values))
                 for repeat in range(copies):
                     yield Document(

@@ -13,12 +13,14 @@ import re
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from time import perf_counter
 
 import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from pipeline.docio import AtomicParquetWriter, doc_domain, doc_quality, task_file
+from stages.checkpoint import TaskStats
 
 STATS_SCHEMA = pa.schema(
     [
@@ -93,23 +95,24 @@ class TokenCounter(PipelineStep):
             if self.stats_dir is None
             else AtomicParquetWriter(task_file(self.stats_dir, rank), STATS_SCHEMA)
         )
-        with stats as writer:
+        with stats as writer, TaskStats(self) as tally:
             for doc in data:
-                with self.track_time():
-                    tokens = count(doc.text)
-                    doc.metadata["token_count"] = tokens
-                    if writer is not None:
-                        writer.write(
-                            {
-                                "uid": doc.metadata.get("uid"),
-                                "id": doc.id,
-                                "domain": doc_domain(doc.metadata),
-                                "quality": doc_quality(doc.metadata),
-                                "tokens": tokens,
-                                "language": doc.metadata.get("language"),
-                                "source": doc.metadata.get("source"),
-                            }
-                        )
-                self.stat_update("tokens", value=tokens)
-                self.stat_update("documents")
+                start = perf_counter()
+                tokens = count(doc.text)
+                doc.metadata["token_count"] = tokens
+                if writer is not None:
+                    writer.write(
+                        {
+                            "uid": doc.metadata.get("uid"),
+                            "id": doc.id,
+                            "domain": doc_domain(doc.metadata),
+                            "quality": doc_quality(doc.metadata),
+                            "tokens": tokens,
+                            "language": doc.metadata.get("language"),
+                            "source": doc.metadata.get("source"),
+                        }
+                    )
+                tally.seconds += perf_counter() - start
+                tally.counts["tokens"] += tokens
+                tally.counts["documents"] += 1
                 yield doc
