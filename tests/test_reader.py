@@ -143,3 +143,22 @@ def test_checkpoint_roundtrip(tmp_path):
     back = list(read_documents(tmp_path / "x.parquet"))
     assert [(d.id, d.text, d.metadata) for d in back] == [(d.id, d.text, d.metadata) for d in docs]
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file is left behind"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"b": 1, "a": {"z": [1.5, "é 中", True], "y": None}},
+        {"nan": float("nan"), "inf": float("-inf")},
+        {"big": 2**70, "surrogate": "\ud800"},
+        {3: "int key", 1: "sorted"},
+    ],
+)
+def test_metadata_through_orjson_reads_back_as_json_module(metadata):
+    """metadata_json/parse_json take orjson's fast path only where it gives json's own result."""
+    from pipeline.docio import metadata_json, parse_json
+
+    expected = json.loads(json.dumps(metadata, sort_keys=True))
+    back = parse_json(metadata_json(metadata))
+    assert json.dumps(back, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert list(back) == list(expected)
