@@ -221,3 +221,19 @@ def test_p4_takes_quality_from_the_p3_documents_and_keys_from_p1(tmp_path):
     list(LshStep(tmp_path / "signatures", tmp_path / "documents", tmp_path / "work", config, 2).run())
     removed = load_removed(tmp_path / "work" / EXACT_DIR, 0) | load_removed(tmp_path / "work" / EXACT_DIR, 1)
     assert removed == {100: ("exact", "d1"), 102: ("exact", "d1")}
+
+
+def test_normalize_text_is_split_and_join():
+    """Every character str.split() splits on, runs of them, case and lone surrogates, against the reference."""
+    import random
+    import sys
+
+    from stages.exact_dedup import normalize_text
+
+    assert not any(chr(c).isspace() for c in range(0x3001, sys.maxunicode + 1))
+    alphabet = ["a", "B", " ", "  ", "\t", "\n", "\r", "\x0b", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
+    alphabet += ["\u2028", "é", "İ", "Σ", "\ud800", "中"]
+    rng = random.Random(7)
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert normalize_text(text) == " ".join(text.lower().split()).encode("utf-8", "surrogatepass"), repr(text)
