@@ -99,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pipeline.phases import SAMPLE_FILE
     from pipeline.rundir import RunDir
 
-    run = RunDir(Path(args.run))
+    run = RunDir(_local_run(args.run, "train"))
     sample, labels = run.annotations / SAMPLE_FILE, run.annotations / LABELS_FILE
     for path in (sample, labels):
         if not path.is_file():
@@ -159,6 +159,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_mix(args: argparse.Namespace) -> int:
     from pipeline.mix import cmd_mix
 
+    _local_run(args.run, "mix")
     return cmd_mix(args, console)
 
 
@@ -168,10 +169,26 @@ def _cmd_teacher_eval(args: argparse.Namespace) -> int:
     return cmd_teacher_eval(args, console)
 
 
+def _local_run(run: str, command: str) -> Path:
+    """The run folder of a command that writes into it on this machine only."""
+    from pipeline.remote import is_remote
+
+    if is_remote(run):
+        raise ConfigError(
+            f"mixwright {command} {run}: expected a local run folder, found a URL; copy the run folder "
+            f"from the bucket (e.g. `aws s3 sync {run} RUN`) and run it on the copy"
+        )
+    return Path(run)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pipeline.report import print_report
+    from pipeline.rundir import RunDir
 
-    return print_report(Path(args.run), Console())
+    run = RunDir.at(args.run)
+    if run.remote:  # read-only: bring the mirror up to date with the bucket, claim nothing
+        run.remote.pull()
+    return print_report(run.root, Console())
 
 
 def _print_summary(run_dir: Path, seconds: float, location: str | None = None) -> None:

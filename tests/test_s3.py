@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cli import main
 from pipeline.config import InputConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.remote import MIRROR_ENV, RemoteFolder, mirror_root
@@ -182,7 +183,7 @@ def _kill_when(client, process: subprocess.Popen, prefix: str, what: str) -> Non
 
 
 def test_pipeline_with_input_and_run_folder_in_a_bucket_resumes_after_sigkill_on_any_machine(
-    s3, small_corpus, reference_run, tmp_path, monkeypatch
+    s3, small_corpus, reference_run, tmp_path, monkeypatch, capsys
 ):
     _upload(s3, small_corpus, "synth")
     url = f"s3://{BUCKET}/runs/demo"
@@ -218,6 +219,13 @@ def test_pipeline_with_input_and_run_folder_in_a_bucket_resumes_after_sigkill_on
     assert _outputs(copy) == _outputs(reference_run)
     assert json.loads((copy / "reports" / "funnel.json").read_text()) == funnel
     assert funnel == json.loads((reference_run / "reports" / "funnel.json").read_text())
+    # `report` reads the run from the bucket; `mix` and `train` write into it, so they want a local copy
+    shutil.rmtree(mirror)
+    assert main(["report", url]) == 0
+    assert "conservation" in capsys.readouterr().out
+    assert main(["mix", url, "--mixture", "configs/mixtures/anneal.yaml"]) == 2
+    assert main(["train", url]) == 2
+    assert "expected a local run folder, found a URL" in capsys.readouterr().err
 
 
 def _outputs(run_dir: Path) -> dict[str, list[tuple]]:
