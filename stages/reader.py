@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from glob import glob, has_magic
+from itertools import islice
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Literal
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from isal import igzip, isal_zlib
 
 from pipeline.config import InputConfig
 from pipeline.docio import (
@@ -339,14 +341,31 @@ def _jsonl_records(shard: Shard) -> Iterator[tuple[int, Any]]:
             line += 1
 
 
+def _gzip_lines(path: str) -> Iterator[bytes]:
+    """The lines of a gzip file through isal's igzip: 3x less CPU than the gzip module (0.10 s vs
+    0.29 s on the real corpus, which every stripe decompresses). On a broken file igzip stops a few
+    lines before gzip does, so after its error the rest of the lines come from gzip, which then
+    stops where it always did and raises its own error: the same lines and errors as gzip alone."""
+    done = 0
+    try:
+        with open_input(path) as raw_file, igzip.open(raw_file, "rb") as f:
+            for line in f:
+                yield line
+                done += 1
+        return
+    except (EOFError, OSError, isal_zlib.error):
+        pass
+    with open_input(path) as raw_file, gzip.open(raw_file, "rb") as f:
+        yield from islice(f, done, None)
+
+
 def _gzip_records(shard: Shard) -> Iterator[tuple[int, Any]]:
     stripe, stripes = shard.start, shard.stop
     line = 0
     try:
-        with open_input(shard.path) as raw_file, gzip.open(raw_file, "rb") as f:
-            for line, raw in enumerate(f, start=1):
-                if ((line - 1) // _GZ_STRIPE_LINES) % stripes == stripe and raw.strip():
-                    yield line, raw
+        for line, raw in enumerate(_gzip_lines(shard.path), start=1):
+            if ((line - 1) // _GZ_STRIPE_LINES) % stripes == stripe and raw.strip():
+                yield line, raw
     except (EOFError, OSError, zlib.error) as exc:
         if stripe == 0:  # every stripe sees the break; one of them reports it
             yield line + 1, f"truncated or corrupt gzip after line {line}: {exc}"

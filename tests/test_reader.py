@@ -162,3 +162,34 @@ def test_metadata_through_orjson_reads_back_as_json_module(metadata):
     back = parse_json(metadata_json(metadata))
     assert json.dumps(back, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert list(back) == list(expected)
+
+
+@pytest.mark.parametrize("damage", ["none", "truncated", "corrupt", "trailing_garbage", "two_members", "not_gzip"])
+def test_gzip_lines_equal_the_gzip_module_on_broken_files(tmp_path, damage):
+    """igzip reads the file; after an igzip error the gzip module finishes: same lines, same error."""
+    import io
+
+    from stages.reader import _gzip_lines
+
+    gz = gzip.compress(b"".join(json.dumps({"text": f"doc {i} " * 50}).encode() + b"\n" for i in range(3000)))
+    blob = {
+        "none": gz,
+        "truncated": gz[: len(gz) // 2],
+        "corrupt": gz[:200] + bytes(300) + gz[500:],
+        "trailing_garbage": gz + b"garbage",
+        "two_members": gz + gz,
+        "not_gzip": b"xx" + gz[2:],
+    }[damage]
+    path = tmp_path / "x.jsonl.gz"
+    path.write_bytes(blob)
+
+    def read(lines):
+        out = []
+        try:
+            out.extend(lines)
+        except Exception as exc:  # noqa: BLE001 - the error's type is what is compared
+            return out, type(exc)
+        return out, None
+
+    with gzip.open(io.BytesIO(blob), "rb") as f:
+        assert read(_gzip_lines(str(path))) == read(f)
