@@ -47,6 +47,11 @@ class Assumptions:
     live_copies: int = 4  # P1, P3 and P5 outputs stay in RUN/work (resume needs them), plus the mixture
     num_perm: int = 112  # MinHash values per document (14 bands x 8 rows)
     bands: int = 14
+    offset_bands: bool = True  # dedup.offset_bands (the default): a second set of bands keys each document
+
+    @property
+    def band_keys(self) -> int:
+        return self.bands * (2 if self.offset_bands else 1)
 
 
 def measured_teacher_speed(run_dir: Path) -> float:
@@ -85,7 +90,7 @@ def estimate(tokens: float, cores: int, gpus: int, throughput: dict[str, Any], a
     # per document: the signature, uid and shingle count; per word: its shingle's 4-byte hash (P4
     # verifies pairs near the threshold exactly from them)
     signature_bytes = docs * (a.num_perm * 4 + 16) + words * 4
-    shuffle_bytes = docs * a.bands * 28  # per band: key 8 + uid 8 + task 4 + row 4 + partition 4 bytes
+    shuffle_bytes = docs * a.band_keys * 28  # per band: key 8 + uid 8 + task 4 + row 4 + partition 4 bytes
     return {
         "tokens": tokens,
         "words": words,
@@ -132,7 +137,7 @@ def print_plan(
     )
     signatures = f"{a.num_perm} x 4 B + 16 B per document, 4 B shingle hash per word"
     table.add_row("dedup signatures", _size(est["signature_bytes"]), signatures)
-    shuffle = f"{a.bands} bands x 28 B per document (above 8 P1 tasks)"
+    shuffle = f"{a.band_keys} band keys x 28 B per document (above 8 P1 tasks)"
     table.add_row("dedup shuffle (LSH buckets)", _size(est["shuffle_bytes"]), shuffle)
     table.add_row(
         "peak disk",
