@@ -184,7 +184,7 @@ def test_offset_bands_keys_and_their_s_curve():
     rng = np.random.default_rng(0)
     agree = rng.random((20000, 112)) < 0.75
     signatures = np.where(agree, 0, 1 + np.arange(112)).astype(np.uint32)
-    hit = (band_keys(signatures, 14, 8, offset=True) == band_keys(np.zeros((1, 112), np.uint32), 14, 8, offset=True))
+    hit = band_keys(signatures, 14, 8, offset=True) == band_keys(np.zeros((1, 112), np.uint32), 14, 8, offset=True)
     assert hit.any(axis=1).mean() == pytest.approx(candidate_probability(0.75, 14, 8, offset=True), abs=0.01)
     assert candidate_probability(0.75, 14, 8, offset=True) > candidate_probability(0.75, 14, 8) + 0.1
 

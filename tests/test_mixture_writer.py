@@ -128,7 +128,18 @@ def test_word_count_fast_path_equals_the_regex():
     import random
     import re
 
-    samples = ["a", " a", "a ", "_", "__init__(x)", "x\x00y", "\u00a0é\u2003ß", "日本語 テキスト", "\U0001f600x", "½ ² ٣"]
+    samples = [
+        "a",
+        " a",
+        "a ",
+        "_",
+        "__init__(x)",
+        "x\x00y",
+        "\u00a0é\u2003ß",
+        "日本語 テキスト",
+        "\U0001f600x",
+        "½ ² ٣",
+    ]
     rng = random.Random(3)
     alphabet = "ab _-.,\n\t0é\u00a0ß\u200b日½\U0001f600"
     samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
