@@ -9,10 +9,8 @@ class probabilities: a continuous score on the teacher's scale that keeps the or
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,31 +219,12 @@ def train_students(
             u: str(int(np.clip(round(labels[u][key]), 0, 5))) for u in uids if key in labels[u]
         }
     cards: dict[str, dict[str, Any]] = {}
-    splits = {
-        name: ([u for u in target if u not in held], [u for u in target if u in held])
-        for name, target in targets.items()
-    }
-    for name, (train, _) in splits.items():
+    for name, target in targets.items():
+        train = [u for u in target if u not in held]
+        test = [u for u in target if u in held]
         if not train:
             raise ValueError(f"no teacher labels to train the {name} student: see RUN/annotations/report.json")
-    # fastText releases the GIL while training, so the students train side by side, one core each;
-    # each keeps its own single-threaded, seeded run, so the models are the same as one by one.
-    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        trainings = [
-            pool.submit(
-                _train_one,
-                name,
-                [lines[u] for u in train],
-                [targets[name][u] for u in train],
-                folder,
-                hyperparams.fasttext,
-            )
-            for name, (train, _) in splits.items()
-        ]
-        for training in trainings:
-            training.result()
-    for name, target in targets.items():
-        train, test = splits[name]
+        _train_one(name, [lines[u] for u in train], [target[u] for u in train], folder, hyperparams.fasttext)
         cards[name] = {
             "name": name,
             "train_size": len(train),
