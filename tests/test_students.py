@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import replace
@@ -83,7 +84,10 @@ def test_training_is_deterministic(trained, tmp_path):
     train_students(texts, subset, tmp_path / "a", params, RUBRIC)
     train_students(dict(reversed(texts.items())), subset, tmp_path / "b", params, RUBRIC)
     for name in ("domain", *(f"quality_{d}" for d in RUBRIC.ids)):
-        assert (tmp_path / "a" / f"{name}.bin").read_bytes() == (tmp_path / "b" / f"{name}.bin").read_bytes()
+        # digests, not bytes: on a mismatch pytest diffs two multi-MB byte strings with difflib
+        # (quadratic), which ran past the 900 s timeout instead of failing
+        a, b = (hashlib.sha256((tmp_path / run / f"{name}.bin").read_bytes()).hexdigest() for run in "ab")
+        assert a == b, f"{name}.bin differs between two trainings on the same labels"
 
 
 def test_scorer_keeps_teacher_labels_and_filter_rejects(trained, tmp_path):
