@@ -59,10 +59,10 @@ class _QuietLocalExecutor(LocalPipelineExecutor):
         try:
             return _synced(self.task_sync, rank, lambda: base(rank, local_rank + 1, node_rank))
         finally:
-            # datatrove's task logger ends by adding a console sink at INFO ("3/8 tasks completed.",
-            # the stats table), which would interleave with the progress lines: errors only again
-            logger.remove()
-            logger.add(sys.stderr, level="ERROR")
+            # datatrove's task logger removes every sink and ends by adding a console one at INFO
+            # ("3/8 tasks completed.", the stats table), which would interleave with the progress
+            # lines and leave run.log without a sink: the run's logging again
+            configure_logging(_run_log)
 
 
 def _run_rank(executor: RayTaskExecutor, rank: int) -> None:
@@ -131,8 +131,13 @@ class RayTaskExecutor(RayPipelineExecutor):
             raise first_error
 
 
+_run_log: Path | None = None  # the log file of configure_logging, for after an in-process task
+
+
 def configure_logging(log_file: Path | None = None) -> None:
     """datatrove logs through loguru: keep the console for errors, the full log in the run folder."""
+    global _run_log
+    _run_log = log_file
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
     if log_file is not None:

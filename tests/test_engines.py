@@ -118,3 +118,20 @@ def test_failed_phase_shows_the_task_log(kind, tmp_path, steps_by_value):
     message = str(failed.value)
     assert "ValueError: planted failure in task 0" in message
     assert str(tmp_path / "logs" / "logs" / "task_00000.log") in message
+
+
+def test_run_log_keeps_its_sink_after_in_process_tasks(tmp_path, capfd):
+    # datatrove's task logger removes every loguru sink; the local engine puts the run's back
+    from loguru import logger
+
+    from pipeline.engine import configure_logging
+
+    run_log = tmp_path / "run.log"
+    configure_logging(run_log)
+    run_steps(
+        "quiet", [_BlockOrFail()], 2, EngineConfig(kind="local", workers=1), tmp_path / "logs", show_progress=False
+    )
+    logger.info("after the tasks")
+    logger.complete()
+    assert "after the tasks" in run_log.read_text()
+    assert "tasks completed" not in capfd.readouterr().err, "no datatrove INFO lines between progress lines"
