@@ -34,8 +34,10 @@ from pipeline.remote import TaskSync
 
 # Every logger.add recomputes loguru's library folders (sysconfig paths of every install scheme), and
 # datatrove adds sinks three times per task: ~0.3 s of CPU in a 7-task run. They are fixed for a process.
+# A private loguru method: where a loguru release drops it, logging is only slower, never broken.
 _formatter = _better_exceptions.ExceptionFormatter
-_formatter._get_lib_dirs = staticmethod(functools.cache(_formatter._get_lib_dirs))
+if hasattr(_formatter, "_get_lib_dirs"):
+    _formatter._get_lib_dirs = staticmethod(functools.cache(_formatter._get_lib_dirs))
 
 # Ray resubmits a task whose worker process or node died this many times (datatrove's own limit).
 MAX_RETRIES = 3
